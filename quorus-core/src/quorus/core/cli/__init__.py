@@ -1,0 +1,1 @@
+"""The ``quorus`` command line."""

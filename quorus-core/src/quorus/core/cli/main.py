@@ -1,0 +1,201 @@
+"""``quorus``: transfer files and inspect the installation.
+
+Exit codes: 0 success; 1 the transfer failed (source missing or unreadable, destination not
+writable, verification failed, retries exhausted); 2 usage error (bad option or argument,
+malformed URI or checksum, protocol not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, NoReturn
+
+import anyio
+import click
+from quorus.core.cli.options import parse_protocol_options
+from quorus.core.cli.progress import progress_display
+from quorus.core.engine import (
+    OverwritePolicy,
+    RetryPolicy,
+    TransferEngine,
+    TransferRequest,
+    TransferResult,
+    TransferStatus,
+)
+from quorus.core.errors import ConfigurationError, PluginError, QuorusError
+from quorus.core.plugins import GROUPS, registry
+from quorus.core.units import format_size, parse_duration, parse_rate
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _usage_error(message: str) -> NoReturn:
+    """Exit 2 with a one-line message naming the bad input."""
+    click.echo(f"quorus: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="quorus-core", prog_name="quorus")
+def cli(verbose: int) -> None:
+    """Quorus: verified, resumable file transfers."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option("--checksum", metavar="sha256:HEX", help="Expected SHA-256 of the file.")
+@click.option("--size", "expected_size", metavar="SIZE|MIN..MAX",
+              help="Expected size or size range, e.g. 1048576, 10MB..5GB.")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Retries after the first attempt (retryable failures only).")
+@click.option("--retry-delay", default="1s", show_default=True,
+              help="Delay before the first retry; doubles each time (with jitter).")
+@click.option("--max-retry-delay", default="30s", show_default=True, help="Upper bound of the delay.")
+@click.option("--bwlimit", metavar="RATE", help="Bandwidth limit, e.g. 50MB/s, 10M, 1GiB/s.")
+@click.option("--overwrite", type=click.Choice([p.value for p in OverwritePolicy]),
+              default=OverwritePolicy.OVERWRITE.value, show_default=True,
+              help="If the destination exists: fail, overwrite, or skip-same (skip when it "
+                   "already has the same SHA-256).")
+@click.option("--no-resume", is_flag=True, help="Start over instead of continuing a partial file.")
+@click.option("--no-create-dirs", is_flag=True, help="Fail if the destination directory is missing.")
+@click.option("--mode", metavar="OCTAL", help="File mode of the destination, e.g. 640.")
+@click.option("--timeout", metavar="DURATION", help="Time limit for each attempt, e.g. 10m.")
+@click.option("-o", "--option", "options", multiple=True, metavar="SCHEME.KEY=VALUE",
+              help="Protocol option, e.g. -o https.ca_bundle=ca.pem -o http.bearer_token=env:TOKEN.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
+@click.option("--progress", type=click.Choice(["auto", "bar", "plain", "none"]), default="auto",
+              show_default=True, help="Progress display: a bar on a terminal, plain lines, or none.")
+def transfer(
+    source: str,
+    destination: str,
+    checksum: str | None,
+    expected_size: str | None,
+    retries: int,
+    retry_delay: str,
+    max_retry_delay: str,
+    bwlimit: str | None,
+    overwrite: str,
+    no_resume: bool,
+    no_create_dirs: bool,
+    mode: str | None,
+    timeout: str | None,
+    options: tuple[str, ...],
+    as_json: bool,
+    progress: str,
+) -> None:
+    """Copy SOURCE to DESTINATION (paths or URIs), verifying SHA-256."""
+    try:
+        request = TransferRequest.create(
+            source,
+            destination,
+            checksum=checksum,
+            size=expected_size,
+            retry=RetryPolicy(
+                max_attempts=retries + 1,
+                initial_delay=parse_duration(retry_delay, what="--retry-delay"),
+                max_delay=parse_duration(max_retry_delay, what="--max-retry-delay"),
+            ),
+            overwrite=OverwritePolicy(overwrite),
+            resume=not no_resume,
+            create_directories=not no_create_dirs,
+            mode=_parse_mode(mode),
+            bandwidth_limit=parse_rate(bwlimit, what="--bwlimit") if bwlimit else None,
+            attempt_timeout=parse_duration(timeout, what="--timeout") if timeout else None,
+        )
+        protocol_options = parse_protocol_options(options)
+    except ConfigurationError as exc:
+        _usage_error(str(exc))
+
+    err = Console(stderr=True, highlight=False)
+    if progress == "auto":
+        progress = "none" if as_json or not err.is_terminal else "bar"
+
+    async def run() -> TransferResult:
+        async with TransferEngine(protocol_options=protocol_options) as engine:
+            # Resolve both protocols first: a missing plugin is a usage error, not a failure.
+            engine.protocol(request.source)
+            engine.protocol(request.destination)
+            with progress_display(progress, err, request) as on_progress:
+                return await engine.transfer(request, on_progress=on_progress)
+
+    try:
+        result = anyio.run(run, backend=os.environ.get("QUORUS_ASYNC_BACKEND", "asyncio"))
+    except (PluginError, ConfigurationError) as exc:
+        _usage_error(str(exc))
+    except KeyboardInterrupt:
+        err.print("quorus: interrupted; a rerun resumes from the partial file")
+        sys.exit(130)
+
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    elif result.ok:
+        verb = "skipped (destination already identical)" if (
+            result.status is TransferStatus.SKIPPED) else "transferred"
+        resumed = f", resumed at {format_size(result.resumed_from)}" if result.resumed_from else ""
+        err.print(
+            f"{verb} {result.source} -> {result.destination}: {format_size(result.bytes)} "
+            f"in {result.seconds:.2f} s ({format_size(result.rate)}/s{resumed}), "
+            f"attempts {result.attempts}\nsha256:{result.sha256}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not result.ok:
+        if not as_json:
+            click.echo(f"quorus: transfer failed: {result.error}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins: group, name, distribution, version and status."""
+    infos = registry().describe(GROUPS)
+    if as_json:
+        click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    table = Table(title="Quorus plugins", show_lines=False)
+    for column in ("group", "name", "distribution", "version", "status"):
+        table.add_column(column)
+    for info in infos:
+        status = info.status if info.error is None or info.status == "disabled" else (
+            f"{info.status}: {info.error}")
+        table.add_row(info.group, info.name, info.distribution or "?", info.version or "?", status)
+    Console(highlight=False).print(table)
+
+
+def _parse_mode(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise ConfigurationError(f"invalid --mode {text!r}: expected octal digits, e.g. 640") from None
+    if not 0 <= value <= 0o7777:
+        raise ConfigurationError(f"invalid --mode {text!r}: out of range")
+    return value
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    try:
+        return cli.main(args=argv, prog_name="quorus", standalone_mode=True)
+    except QuorusError as exc:  # anything not mapped above still gets a one-line message
+        click.echo(f"quorus: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""The transfer engine: moves one file at a time, verified, resumable and retried.
+
+An attempt stats the source, applies the overwrite policy, continues a matching partial file
+when it can, streams the data through :func:`~quorus.core.engine.pipeline.pump` into a partial
+file beside the destination, verifies size and SHA-256, commits (fsync) and renames the
+partial into place. A file under the final name is therefore always complete and verified.
+Retryable failures are retried with exponential backoff; the next attempt resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import pluggy
+from quorus.core.engine import resume
+from quorus.core.engine.model import (
+    OverwritePolicy,
+    TransferProgress,
+    TransferRequest,
+    TransferResult,
+    TransferStatus,
+)
+from quorus.core.engine.pipeline import pump
+from quorus.core.engine.progress import ProgressCallback, ProgressTracker
+from quorus.core.engine.ratelimit import RateLimiter
+from quorus.core.errors import (
+    ChecksumMismatchError,
+    DestinationExistsError,
+    NotAFileError,
+    NotFoundError,
+    PluginError,
+    QuorusError,
+    SourceChangedError,
+    TransferError,
+    TransientError,
+    UnsupportedOperationError,
+    VerificationError,
+)
+from quorus.core.hooks import plugin_manager
+from quorus.core.plugins import PROTOCOLS, PluginRegistry, registry
+from quorus.core.protocol import FileInfo, ProtocolOptions, TransferProtocol
+from quorus.core.uri import Location
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Outcome:
+    status: TransferStatus
+    size: int
+    sha256: str
+    bytes_transferred: int
+    resumed_from: int
+
+
+class TransferEngine:
+    """Runs transfers; holds one protocol instance per scheme so connections are reused.
+
+    ``protocol_options`` maps a URI scheme to the options for its protocol (credentials as
+    ``env:NAME`` or ``file:/path`` references, CA bundles, timeouts, ...). At most
+    ``max_concurrent`` transfers run at once; more wait their turn.
+
+    Use as an async context manager, or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        *,
+        protocol_options: Mapping[str, ProtocolOptions] | None = None,
+        max_concurrent: int = 4,
+        plugins: pluggy.PluginManager | None = None,
+        plugin_registry: PluginRegistry | None = None,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self._options = {scheme: dict(opts) for scheme, opts in (protocol_options or {}).items()}
+        self._protocols: dict[str, TransferProtocol] = {}
+        self._max_concurrent = max_concurrent
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._pm = plugins if plugins is not None else plugin_manager()
+        self._registry = plugin_registry if plugin_registry is not None else registry()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every protocol instance (and its pooled connections)."""
+        protocols = list({id(p): p for p in self._protocols.values()}.values())
+        self._protocols.clear()
+        with anyio.CancelScope(shield=True):
+            for protocol in protocols:
+                try:
+                    await protocol.aclose()
+                except Exception:  # closing must not hide the transfer's own outcome
+                    log.warning("closing protocol %s failed", type(protocol).__name__, exc_info=True)
+
+    def protocol(self, location: Location) -> TransferProtocol:
+        """The protocol instance serving ``location``'s scheme (loaded on first use)."""
+        scheme = location.scheme
+        existing = self._protocols.get(scheme)
+        if existing is not None:
+            return existing
+        factory = self._registry.load(PROTOCOLS, scheme)
+        if not (isinstance(factory, type) and issubclass(factory, TransferProtocol)):
+            raise PluginError(
+                f"protocol plugin {scheme!r} is {factory!r}, not a TransferProtocol subclass"
+            )
+        instance = factory(self._options.get(scheme, {}))
+        self._protocols[scheme] = instance
+        return instance
+
+    async def transfer(
+        self, request: TransferRequest, *, on_progress: ProgressCallback | None = None
+    ) -> TransferResult:
+        """Run ``request`` to its end and return the result.
+
+        A failed transfer returns a result with status ``failed`` and the error's message;
+        cancellation propagates after the ``quorus_transfer_finished`` hook has seen it.
+        """
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._max_concurrent)
+        async with self._limiter:
+            return await self._run(request, on_progress)
+
+    async def transfer_many(
+        self,
+        requests: Iterable[TransferRequest],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[TransferResult]:
+        """Run several transfers concurrently (bounded by ``max_concurrent``), results in order."""
+        items = list(requests)
+        results: list[TransferResult | None] = [None] * len(items)
+
+        async def run(index: int, request: TransferRequest) -> None:
+            results[index] = await self.transfer(request, on_progress=on_progress)
+
+        async with anyio.create_task_group() as tg:
+            for index, request in enumerate(items):
+                tg.start_soon(run, index, request)
+        return [result for result in results if result is not None]
+
+    # --- one transfer, all attempts ------------------------------------------------------
+
+    async def _run(
+        self, request: TransferRequest, on_progress: ProgressCallback | None
+    ) -> TransferResult:
+        hook = self._pm.hook
+        started = anyio.current_time()
+
+        def emit(progress: TransferProgress) -> None:
+            if on_progress is not None:
+                on_progress(progress)
+            hook.quorus_transfer_progress(request=request, progress=progress)
+
+        tracker = ProgressTracker(None, emit)
+        attempt = 0
+
+        def result(status: TransferStatus, outcome: _Outcome | None = None,
+                   error: BaseException | None = None) -> TransferResult:
+            return TransferResult(
+                request_id=request.request_id,
+                status=status,
+                source=request.source.redacted(),
+                destination=request.destination.redacted(),
+                bytes=outcome.size if outcome else tracker.bytes_done,
+                bytes_transferred=outcome.bytes_transferred if outcome else 0,
+                sha256=outcome.sha256 if outcome else None,
+                seconds=anyio.current_time() - started,
+                attempts=attempt,
+                resumed_from=outcome.resumed_from if outcome else 0,
+                error=str(error) if error is not None else None,
+                error_type=type(error).__name__ if error is not None else None,
+            )
+
+        try:
+            while True:
+                attempt += 1
+                try:
+                    with anyio.fail_after(request.attempt_timeout):
+                        outcome = await self._attempt(request, attempt, tracker)
+                except TimeoutError:
+                    error: QuorusError = TransientError(
+                        f"attempt {attempt} timed out after {request.attempt_timeout:g} s"
+                    )
+                except TransferError as exc:
+                    error = exc
+                except QuorusError as exc:  # configuration or plugin problems: never retried
+                    error = exc
+                else:
+                    final = result(outcome.status, outcome)
+                    self._finished(request, final)
+                    return final
+                retryable = isinstance(error, TransferError) and error.retryable
+                if not retryable or attempt >= request.retry.max_attempts:
+                    final = result(TransferStatus.FAILED, error=error)
+                    self._finished(request, final)
+                    return final
+                retry_after = error.retry_after if isinstance(error, TransferError) else None
+                delay = request.retry.delay(attempt, retry_after)
+                log.info("attempt %d of %s failed (%s); retrying in %.2f s",
+                         attempt, request.source, error, delay)
+                hook.quorus_transfer_retrying(
+                    request=request, attempt=attempt, error=error, delay=delay
+                )
+                await anyio.sleep(delay)
+        except anyio.get_cancelled_exc_class():
+            self._finished(request, result(TransferStatus.CANCELLED))
+            raise
+
+    def _finished(self, request: TransferRequest, result: TransferResult) -> None:
+        labels = {"status": str(result.status), "scheme": request.source.scheme}
+        hook = self._pm.hook
+        hook.quorus_metric(name="transfer.count", kind="counter", value=1.0, labels=labels)
+        hook.quorus_metric(
+            name="transfer.bytes", kind="counter", value=float(result.bytes_transferred),
+            labels=labels,
+        )
+        hook.quorus_metric(
+            name="transfer.duration_seconds", kind="histogram", value=result.seconds,
+            labels=labels,
+        )
+        hook.quorus_transfer_finished(request=request, result=result)
+
+    # --- one attempt ---------------------------------------------------------------------
+
+    async def _attempt(
+        self, request: TransferRequest, attempt: int, tracker: ProgressTracker
+    ) -> _Outcome:
+        src = self.protocol(request.source)
+        dst = self.protocol(request.destination)
+        info = await src.stat(request.source)
+        if info.is_dir:
+            raise NotAFileError(f"source {request.source} is a directory, not a file")
+        if info.size is not None and request.size is not None:
+            request.size.check(info.size, f"source {request.source}")
+
+        existing = await _stat_or_none(dst, request.destination)
+        if existing is not None:
+            if existing.is_dir:
+                raise NotAFileError(
+                    f"destination {request.destination} is a directory: "
+                    "give the path of the file to write"
+                )
+            if request.overwrite is OverwritePolicy.FAIL:
+                raise DestinationExistsError(
+                    f"destination {request.destination} exists (overwrite policy 'fail')"
+                )
+            if request.overwrite is OverwritePolicy.SKIP_SAME:
+                skipped = await self._skip_if_same(request, src, dst, existing)
+                if skipped is not None:
+                    return skipped
+
+        if request.create_directories:
+            # Protocols without directories (plain HTTP) create paths on write.
+            with contextlib.suppress(UnsupportedOperationError):
+                await dst.makedirs(request.destination.parent)
+
+        dst_caps = dst.capabilities(request.destination)
+        partial = resume.PartialFile.beside(request.destination) if dst_caps.rename else None
+        if partial is not None:
+            offset, hasher = await self._resume_point(request, src, dst, info, partial, tracker)
+        else:
+            offset, hasher = 0, hashlib.sha256()
+        target = partial.data if partial is not None else request.destination
+
+        self._pm.hook.quorus_transfer_started(request=request, attempt=attempt, offset=offset)
+        limiter = RateLimiter(request.bandwidth_limit) if request.bandwidth_limit else None
+        async with await src.open_read(request.source, offset) as reader:
+            current = reader.info
+            if offset and _changed(info, current):
+                raise SourceChangedError(
+                    f"source {request.source} changed since the partial file was written"
+                )
+            expected_size = current.size if current.size is not None else info.size
+            tracker.reset(offset, expected_size)
+            async with await dst.open_write(
+                target, offset, size_hint=expected_size, mode=request.mode
+            ) as writer:
+                moved = await pump(
+                    reader, hasher, writer=writer, on_chunk=tracker.advance, limiter=limiter
+                )
+                size = offset + moved
+                digest = hasher.hexdigest()
+                try:
+                    self._verify(request, size, digest, expected_size, resumed=offset > 0)
+                except VerificationError:
+                    await writer.abort()
+                    if partial is not None:
+                        await resume.discard(dst, partial)
+                    raise
+                await writer.commit()
+        if partial is not None:
+            await dst.rename(
+                partial.data,
+                request.destination,
+                replace=request.overwrite is not OverwritePolicy.FAIL,
+            )
+            await resume.drop_record(dst, partial)
+        tracker.finish()
+        return _Outcome(TransferStatus.COMPLETED, size, digest, moved, offset)
+
+    def _verify(
+        self,
+        request: TransferRequest,
+        size: int,
+        digest: str,
+        expected_size: int | None,
+        *,
+        resumed: bool,
+    ) -> None:
+        if expected_size is not None and size != expected_size:
+            raise SourceChangedError(
+                f"source {request.source} ended at {size} bytes but announced {expected_size}"
+            )
+        if request.size is not None:
+            request.size.check(size, f"source {request.source}")
+        if request.checksum is not None and digest != request.checksum.hexdigest:
+            raise ChecksumMismatchError(
+                f"checksum mismatch for {request.source}: expected sha256:"
+                f"{request.checksum.hexdigest}, got sha256:{digest}",
+                # A mismatch after resuming may come from a damaged partial file: one more
+                # attempt from the start can tell.
+                retryable=resumed,
+            )
+
+    async def _resume_point(
+        self,
+        request: TransferRequest,
+        src: TransferProtocol,
+        dst: TransferProtocol,
+        info: FileInfo,
+        partial: resume.PartialFile,
+        tracker: ProgressTracker,
+    ) -> tuple[int, Any]:
+        """Where to start writing, and a hasher already fed with the bytes kept."""
+        identity = resume.source_identity(request.source, info)
+        resumable = (
+            request.resume
+            and resume.identity_is_usable(identity)
+            and src.capabilities(request.source).ranged_read
+            and dst.capabilities(partial.data).write_at_offset
+        )
+        if resumable:
+            record = await resume.read_record(dst, partial)
+            kept = await _stat_or_none(dst, partial.data)
+            if (
+                record == identity
+                and kept is not None
+                and kept.size
+                and info.size is not None
+                and kept.size <= info.size
+            ):
+                hasher = hashlib.sha256()
+                tracker.reset(0, kept.size)
+                async with await dst.open_read(partial.data, 0, kept.size) as stream:
+                    rehashed = await pump(stream, hasher, on_chunk=tracker.advance)
+                if rehashed == kept.size:
+                    log.info("resuming %s at byte %d", request.source, kept.size)
+                    return kept.size, hasher
+        await resume.discard(dst, partial)
+        if resumable:
+            await resume.write_record(dst, partial, identity)
+        return 0, hashlib.sha256()
+
+    async def _skip_if_same(
+        self,
+        request: TransferRequest,
+        src: TransferProtocol,
+        dst: TransferProtocol,
+        existing: FileInfo,
+    ) -> _Outcome | None:
+        """With policy ``skip-same``: an outcome if the destination already holds the data."""
+        have = await _digest(dst, request.destination)
+        if request.checksum is not None:
+            want = request.checksum.hexdigest
+        else:
+            want = await _digest(src, request.source)
+        if have != want:
+            return None
+        return _Outcome(TransferStatus.SKIPPED, existing.size or 0, have, 0, 0)
+
+
+async def _stat_or_none(protocol: TransferProtocol, location: Location) -> FileInfo | None:
+    try:
+        return await protocol.stat(location)
+    except NotFoundError:
+        return None
+
+
+async def _digest(protocol: TransferProtocol, location: Location) -> str:
+    hasher = hashlib.sha256()
+    async with await protocol.open_read(location) as stream:
+        await pump(stream, hasher)
+    return hasher.hexdigest()
+
+
+def _changed(before: FileInfo, now: FileInfo) -> bool:
+    """True when two descriptions of a source name different versions of it."""
+    pairs: Sequence[tuple[object, object]] = (
+        (before.size, now.size),
+        (before.etag, now.etag),
+        (before.mtime, now.mtime),
+    )
+    return any(a is not None and b is not None and a != b for a, b in pairs)
+
+
+__all__ = ["TransferEngine"]

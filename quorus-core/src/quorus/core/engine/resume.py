@@ -1,0 +1,104 @@
+"""Partial files and their records, which let an interrupted transfer continue.
+
+A transfer to a destination that supports rename writes ``.NAME.quorus-partial`` beside the
+destination, and ``.NAME.quorus-partial.json`` records which version of which source it holds.
+A rerun continues from the partial's length only when the record matches the source as it is
+now; otherwise it starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from quorus.core.errors import NotFoundError, TransferError
+from quorus.core.protocol import FileInfo, TransferProtocol
+from quorus.core.uri import Location
+
+PARTIAL_SUFFIX = ".quorus-partial"
+RECORD_SUFFIX = ".quorus-partial.json"
+_RECORD_VERSION = 1
+_MAX_RECORD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class PartialFile:
+    """Where the partial data and its record live for one destination."""
+
+    data: Location
+    record: Location
+
+    @classmethod
+    def beside(cls, destination: Location) -> PartialFile:
+        name = destination.name
+        return cls(
+            data=destination.sibling(f".{name}{PARTIAL_SUFFIX}"),
+            record=destination.sibling(f".{name}{RECORD_SUFFIX}"),
+        )
+
+
+def source_identity(source: Location, info: FileInfo) -> dict[str, Any]:
+    """What must be unchanged for a partial file of ``source`` to be continued."""
+    return {"version": _RECORD_VERSION, "source": source.redacted(), **info.identity()}
+
+
+def identity_is_usable(identity: dict[str, Any]) -> bool:
+    """A source without a known size and some version marker cannot be resumed safely."""
+    return identity.get("size") is not None and (
+        identity.get("etag") is not None or identity.get("mtime") is not None
+    )
+
+
+async def read_record(protocol: TransferProtocol, partial: PartialFile) -> dict[str, Any] | None:
+    """The stored record, or ``None`` when absent or unreadable (then the transfer starts over)."""
+    try:
+        async with await protocol.open_read(partial.record, 0, _MAX_RECORD_BYTES) as stream:
+            chunks = []
+            while chunk := await stream.read():
+                chunks.append(chunk)
+    except TransferError:
+        return None
+    try:
+        record = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+async def write_record(
+    protocol: TransferProtocol, partial: PartialFile, identity: dict[str, Any]
+) -> None:
+    async with await protocol.open_write(partial.record) as stream:
+        await stream.write(json.dumps(identity, sort_keys=True).encode())
+        await stream.commit()
+
+
+async def discard(protocol: TransferProtocol, partial: PartialFile) -> None:
+    """Remove the partial file and its record; absent ones are fine."""
+    await _delete_quietly(protocol, partial.data)
+    await drop_record(protocol, partial)
+
+
+async def drop_record(protocol: TransferProtocol, partial: PartialFile) -> None:
+    """Remove the record once the partial file has been renamed into place."""
+    await _delete_quietly(protocol, partial.record)
+
+
+async def _delete_quietly(protocol: TransferProtocol, location: Location) -> None:
+    with contextlib.suppress(NotFoundError):
+        await protocol.delete(location)
+
+
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "RECORD_SUFFIX",
+    "PartialFile",
+    "discard",
+    "drop_record",
+    "identity_is_usable",
+    "read_record",
+    "source_identity",
+    "write_record",
+]
