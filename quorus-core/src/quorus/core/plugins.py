@@ -98,6 +98,10 @@ def _dist(ep: EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
+def _ignore_missing(_names: object) -> None:
+    """Missing names are reported by :meth:`PluginRegistry.load` with an install hint."""
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -139,7 +143,7 @@ class PluginRegistry:
             names=[name],
             on_load_failure_callback=on_failure,
             name_order=True,
-            warn_on_missing_entrypoint=False,
+            on_missing_entrypoints_callback=_ignore_missing,
         )
         extensions = [ext for ext in manager.extensions if ext.name == name]
         if extensions:
@@ -178,7 +182,7 @@ class PluginRegistry:
                     group,
                     names=enabled,
                     on_load_failure_callback=on_failure,
-                    warn_on_missing_entrypoint=False,
+                    on_missing_entrypoints_callback=_ignore_missing,
                 )
                 loaded = {ext.name for ext in manager.extensions}
             for ep in entry_points:

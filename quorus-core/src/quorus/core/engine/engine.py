@@ -65,7 +65,9 @@ class TransferEngine:
 
     ``protocol_options`` maps a URI scheme to the options for its protocol (credentials as
     ``env:NAME`` or ``file:/path`` references, CA bundles, timeouts, ...). At most
-    ``max_concurrent`` transfers run at once; more wait their turn.
+    ``max_concurrent`` transfers run at once; more wait their turn. ``protocols`` maps a
+    scheme to a ready-made protocol instance to use instead of loading its plugin; the caller
+    keeps ownership of those (the engine does not close them).
 
     Use as an async context manager, or call :meth:`aclose` when done.
     """
@@ -74,6 +76,7 @@ class TransferEngine:
         self,
         *,
         protocol_options: Mapping[str, ProtocolOptions] | None = None,
+        protocols: Mapping[str, TransferProtocol] | None = None,
         max_concurrent: int = 4,
         plugins: pluggy.PluginManager | None = None,
         plugin_registry: PluginRegistry | None = None,
@@ -82,6 +85,7 @@ class TransferEngine:
             raise ValueError("max_concurrent must be at least 1")
         self._options = {scheme: dict(opts) for scheme, opts in (protocol_options or {}).items()}
         self._protocols: dict[str, TransferProtocol] = {}
+        self._given: dict[str, TransferProtocol] = dict(protocols or {})
         self._max_concurrent = max_concurrent
         self._limiter: anyio.CapacityLimiter | None = None
         self._pm = plugins if plugins is not None else plugin_manager()
@@ -112,7 +116,7 @@ class TransferEngine:
     def protocol(self, location: Location) -> TransferProtocol:
         """The protocol instance serving ``location``'s scheme (loaded on first use)."""
         scheme = location.scheme
-        existing = self._protocols.get(scheme)
+        existing = self._given.get(scheme) or self._protocols.get(scheme)
         if existing is not None:
             return existing
         factory = self._registry.load(PROTOCOLS, scheme)
