@@ -30,5 +30,6 @@ class TestMemoryConformance(ProtocolConformance):
         good = MemoryProtocol({"token": "s3cret"})
         bad = MemoryProtocol({"token": "wrong"})
         base = parse_location(f"memory://{name}/base")
-        await good.makedirs(base)
-        yield ConformanceTarget(good, base, bad_credentials=bad)
+        async with good, bad:
+            await good.makedirs(base)
+            yield ConformanceTarget(good, base, bad_credentials=bad)

@@ -78,9 +78,17 @@ class ConformanceTarget:
             await stream.commit()
         return location
 
-    async def get(self, location: Location, offset: int = 0, length: int | None = None) -> bytes:
+    async def get(
+        self,
+        location: Location,
+        offset: int = 0,
+        length: int | None = None,
+        *,
+        protocol: TransferProtocol | None = None,
+    ) -> bytes:
+        """Read ``location`` (through ``protocol``, by default the target's own)."""
         chunks = []
-        async with await self.protocol.open_read(location, offset, length) as stream:
+        async with await (protocol or self.protocol).open_read(location, offset, length) as stream:
             while chunk := await stream.read():
                 chunks.append(chunk)
         return b"".join(chunks)
@@ -247,10 +255,7 @@ class ProtocolConformance:
             pytest.skip("the protocol has no credentials")
         location = await conformance_target.put("guarded.bin", b"secret data")
         with pytest.raises(AuthenticationError) as excinfo:
-            chunks = []
-            async with await conformance_target.bad_credentials.open_read(location) as stream:
-                while chunk := await stream.read():
-                    chunks.append(chunk)
+            await conformance_target.get(location, protocol=conformance_target.bad_credentials)
         assert not excinfo.value.retryable
 
     # --- through the engine ----------------------------------------------------------
