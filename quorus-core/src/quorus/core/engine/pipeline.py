@@ -61,17 +61,37 @@ async def pump(
                 if on_chunk is not None:
                     on_chunk(len(chunk))
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(hash_loop)
-        if writer is not None and write_recv is not None:
-            tg.start_soon(write_loop, write_recv, writer)
-        async with hash_send:
-            if write_send is not None:
-                async with write_send:
-                    total = await _read_loop(reader, hash_send, write_send, limiter)
-            else:
-                total = await _read_loop(reader, hash_send, None, limiter, on_chunk)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hash_loop)
+            if writer is not None and write_recv is not None:
+                tg.start_soon(write_loop, write_recv, writer)
+            async with hash_send:
+                if write_send is not None:
+                    async with write_send:
+                        total = await _read_loop(reader, hash_send, write_send, limiter)
+                else:
+                    total = await _read_loop(reader, hash_send, None, limiter, on_chunk)
+    except BaseExceptionGroup as group:
+        # The first side to fail cancels the others; callers want that failure itself.
+        raise first_error(group) from None
     return total
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception in ``group`` that is not a cancellation, else the first one."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    cancelled = anyio.get_cancelled_exc_class()
+    return next((exc for exc in leaves if not isinstance(exc, cancelled)), leaves[0])
 
 
 async def _read_loop(
@@ -96,4 +116,4 @@ async def _read_loop(
             on_chunk(len(chunk))
 
 
-__all__ = ["DEFAULT_DEPTH", "pump"]
+__all__ = ["DEFAULT_DEPTH", "first_error", "pump"]
