@@ -98,6 +98,17 @@ def _dist(ep: EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
+def _distribution_of(group: str, ep: EntryPoint) -> tuple[str | None, str | None]:
+    """The distribution that declares ``ep``. stevedore's cached entry points carry no
+    distribution, so look the entry point up in the installed metadata."""
+    if ep.dist is not None:
+        return _dist(ep)
+    for candidate in metadata.entry_points(group=group, name=ep.name):
+        if candidate.value == ep.value:
+            return _dist(candidate)
+    return None, None
+
+
 def _ignore_missing(_names: object) -> None:
     """Missing names are reported by :meth:`PluginRegistry.load` with an install hint."""
 
@@ -134,9 +145,9 @@ class PluginRegistry:
         failures: list[str] = []
 
         def on_failure(_manager: object, ep: EntryPoint, exc: BaseException) -> None:
-            dist, version = _dist(ep)
-            failures.append(f"{kind} {name!r} from {dist or ep.value} {version or ''}".rstrip()
-                            + f" failed to load: {_describe(exc)}")
+            dist, version = _distribution_of(group, ep)
+            origin = f"{dist} {version}" if dist else ep.value
+            failures.append(f"{kind} {name!r} from {origin} failed to load: {_describe(exc)}")
 
         manager: NamedExtensionManager[Any] = NamedExtensionManager(
             group,
