@@ -7,13 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from stevedore import ExtensionManager
-
 from quorus.core.errors import PluginError, PluginNotFoundError
 from quorus.core.hooks import new_plugin_manager
 from quorus.core.plugins import HOOKS, PROTOCOLS, PluginRegistry, missing_hint
 from quorus.core.protocols.file import FileProtocol
 from quorus.core.protocols.memory import MemoryProtocol
+from stevedore import ExtensionManager
 
 
 def test_core_entry_points_resolve() -> None:
