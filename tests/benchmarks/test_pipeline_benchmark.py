@@ -13,7 +13,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-
 from quorus.core import TransferEngine, TransferRequest
 
 SIZE = 64 * 1024 * 1024

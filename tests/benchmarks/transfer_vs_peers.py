@@ -222,7 +222,7 @@ def render(args: argparse.Namespace, cases: list[Case], big_cases: list[Case]) -
             f"{max(rates):.0f} | {max(case.rss_kib) / 1024:.1f} |"
         )
     local_q = by_tool["quorus transfer (verified, fsynced)"]
-    http_q = [c for c in cases if c.group == "http download" and c.tool.startswith("quorus")][0]
+    http_q = next(c for c in cases if c.group == "http download" and c.tool.startswith("quorus"))
     cp = by_tool["cp + sync, then sha256sum"]
     curl = by_tool["curl -o (no verification)"]
     small_rss = {c.group: max(c.rss_kib) for c in cases if c.tool.startswith("quorus")}
