@@ -205,7 +205,7 @@ def render(args: argparse.Namespace, cases: list[Case], big_cases: list[Case]) -
     def med(case: Case) -> float:
         return statistics.median(case.rates())
 
-    by_tool = {case.tool: case for case in cases}
+    by_case = {(case.group, case.tool): case for case in cases}
     lines = [
         f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- host: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
@@ -221,10 +221,10 @@ def render(args: argparse.Namespace, cases: list[Case], big_cases: list[Case]) -
             f"| {case.group} | {case.tool} | {med(case):.0f} | {min(rates):.0f} | "
             f"{max(rates):.0f} | {max(case.rss_kib) / 1024:.1f} |"
         )
-    local_q = by_tool["quorus transfer (verified, fsynced)"]
-    http_q = next(c for c in cases if c.group == "http download" and c.tool.startswith("quorus"))
-    cp = by_tool["cp + sync, then sha256sum"]
-    curl = by_tool["curl -o (no verification)"]
+    local_q = by_case[("local", "quorus transfer (verified, fsynced)")]
+    http_q = by_case[("http download", "quorus transfer (verified, fsynced)")]
+    cp = by_case[("local", "cp + sync, then sha256sum")]
+    curl = by_case[("http download", "curl -o (no verification)")]
     small_rss = {c.group: max(c.rss_kib) for c in cases if c.tool.startswith("quorus")}
     lines += [
         "",
