@@ -4,6 +4,8 @@ from the ``quorus.plugins`` entry-point group (minus disabled ones)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from importlib import metadata
 
@@ -12,6 +14,9 @@ from quorus.core import hookspecs
 from quorus.core.plugins import HOOKS, is_disabled
 
 hookimpl = pluggy.HookimplMarker("quorus")
+
+#: Set to any value to print every hook call and its result to stderr.
+TRACE_ENV = "QUORUS_TRACE_HOOKS"
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,9 @@ def new_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManage
     """
     pm = pluggy.PluginManager("quorus")
     pm.add_hookspecs(hookspecs)
+    if os.environ.get(TRACE_ENV):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
     if load_entry_points:
         for ep in sorted(metadata.entry_points(group=HOOKS), key=lambda e: e.name):
             if is_disabled(HOOKS, ep.name) or pm.get_plugin(ep.name) is not None:
@@ -49,4 +57,4 @@ def plugin_manager() -> pluggy.PluginManager:
         return _manager
 
 
-__all__ = ["hookimpl", "new_plugin_manager", "plugin_manager"]
+__all__ = ["TRACE_ENV", "hookimpl", "new_plugin_manager", "plugin_manager"]

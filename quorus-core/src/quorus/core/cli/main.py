@@ -51,6 +51,9 @@ def cli(verbose: int) -> None:
     """Quorus: verified, resumable file transfers."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # The command prints a transfer's final outcome itself, as one line; the event log's
+    # record of the same failure would only repeat it. Retry warnings still show.
+    logging.getLogger("quorus.transfer").addFilter(lambda record: record.levelno < logging.ERROR)
 
 
 @cli.command()
