@@ -1,0 +1,1 @@
+from quorus.core.testing.fixtures import anyio_backend  # noqa: F401
