@@ -8,11 +8,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.quorus-installed
 
 # Every distribution in the workspace, installed editable with its test extras.
-DISTS := quorus-core
+DISTS := quorus-core quorus-integration-examples/quorus-example-protocol
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(DISTS))
 
 # Test suites: each distribution's own tests, then the cross-process system tests.
-TEST_PATHS := quorus-core/tests
+TEST_PATHS := quorus-core/tests quorus-integration-examples/quorus-example-protocol/tests tests
 TYPED := quorus-core/src
 
 .PHONY: setup system-deps test lint typecheck pytest demo bench clean

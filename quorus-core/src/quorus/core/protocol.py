@@ -160,6 +160,11 @@ class TransferProtocol(abc.ABC):
     def capabilities(self, location: Location) -> Capabilities:
         """What this protocol can do for ``location``."""
 
+    def check_location(self, location: Location) -> None:  # noqa: B027 - optional check
+        """Raise :class:`~quorus.core.errors.InvalidURIError` if ``location`` cannot name a
+        file for this protocol (e.g. a required part is missing). Called before any I/O, so
+        the CLI reports it as a usage error."""
+
     @abc.abstractmethod
     async def stat(self, location: Location) -> FileInfo:
         """Describe the file or directory at ``location``; :class:`NotFoundError` if absent."""

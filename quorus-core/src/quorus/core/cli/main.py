@@ -129,8 +129,8 @@ def transfer(
     async def run() -> TransferResult:
         async with TransferEngine(protocol_options=protocol_options) as engine:
             # Resolve both protocols first: a missing plugin is a usage error, not a failure.
-            engine.protocol(request.source)
-            engine.protocol(request.destination)
+            engine.protocol(request.source).check_location(request.source)
+            engine.protocol(request.destination).check_location(request.destination)
             with progress_display(progress, err, request) as on_progress:
                 return await engine.transfer(request, on_progress=on_progress)
 

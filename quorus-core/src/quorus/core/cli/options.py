@@ -27,8 +27,10 @@ def parse_protocol_options(items: tuple[str, ...] | list[str]) -> dict[str, dict
     """``["https.ca_bundle=/ca.pem", "http.headers.X-Team=data"]`` →
     ``{"https": {"ca_bundle": "/ca.pem"}, "http": {"headers": {"X-Team": "data"}}}``.
 
-    Values stay as written (``env:NAME``/``file:PATH`` references are resolved by the
-    protocol), except ``true``/``false`` and numbers, which become bools and numbers.
+    Each further dot in the key opens a nested group. Values stay as written
+    (``env:NAME``/``file:PATH`` references are resolved by the protocol), except
+    ``true``/``false`` and numbers, which become bools and numbers; values inside a group
+    (header values, store paths) always stay text.
     """
     options: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -40,12 +42,14 @@ def parse_protocol_options(items: tuple[str, ...] | list[str]) -> dict[str, dict
                 "e.g. -o https.ca_bundle=/etc/ssl/ca.pem"
             )
         target: dict[str, Any] = options.setdefault(scheme.lower(), {})
-        *parents, leaf = name.split(".", 1) if name.startswith("headers.") else [name]
+        *parents, leaf = name.split(".")
         for parent in parents:
             nested = target.setdefault(parent, {})
-            if not isinstance(nested, dict):
+            if not isinstance(nested, dict) or not parent:
                 raise ConfigurationError(f"invalid option {key!r}: {parent!r} is not a group")
             target = nested
+        if not leaf or isinstance(target.get(leaf), dict):
+            raise ConfigurationError(f"invalid option {key!r}: expected SCHEME.KEY=VALUE")
         target[leaf] = value if parents else _scalar(value)
     return options
 

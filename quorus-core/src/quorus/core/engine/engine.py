@@ -164,13 +164,12 @@ class TransferEngine:
     async def _run(
         self, request: TransferRequest, on_progress: ProgressCallback | None
     ) -> TransferResult:
-        hook = self._pm.hook
         started = anyio.current_time()
 
         def emit(progress: TransferProgress) -> None:
             if on_progress is not None:
                 on_progress(progress)
-            hook.quorus_transfer_progress(request=request, progress=progress)
+            self._notify("quorus_transfer_progress", request=request, progress=progress)
 
         tracker = ProgressTracker(None, emit)
         attempt = 0
@@ -206,6 +205,11 @@ class TransferEngine:
                     error = exc
                 except QuorusError as exc:  # configuration or plugin problems: never retried
                     error = exc
+                except Exception as exc:
+                    # A plugin raised something outside the Quorus family: contain it, keep
+                    # the traceback in the log, and fail this transfer only.
+                    log.exception("unexpected error in attempt %d of %s", attempt, request.source)
+                    error = TransferError(f"unexpected error: {type(exc).__name__}: {exc}")
                 else:
                     final = result(outcome.status, outcome)
                     self._finished(request, final)
@@ -217,29 +221,32 @@ class TransferEngine:
                     return final
                 retry_after = error.retry_after if isinstance(error, TransferError) else None
                 delay = request.retry.delay(attempt, retry_after)
-                log.info("attempt %d of %s failed (%s); retrying in %.2f s",
-                         attempt, request.source, error, delay)
-                hook.quorus_transfer_retrying(
-                    request=request, attempt=attempt, error=error, delay=delay
+                self._notify(
+                    "quorus_transfer_retrying",
+                    request=request, attempt=attempt, error=error, delay=delay,
                 )
                 await anyio.sleep(delay)
         except anyio.get_cancelled_exc_class():
             self._finished(request, result(TransferStatus.CANCELLED))
             raise
 
+    def _notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a hook; a plugin that raises is logged and never changes the transfer."""
+        try:
+            getattr(self._pm.hook, hook_name)(**kwargs)
+        except Exception:
+            log.exception("a %s hook implementation raised; ignored", hook_name)
+
     def _finished(self, request: TransferRequest, result: TransferResult) -> None:
         labels = {"status": str(result.status), "scheme": request.source.scheme}
-        hook = self._pm.hook
-        hook.quorus_metric(name="transfer.count", kind="counter", value=1.0, labels=labels)
-        hook.quorus_metric(
-            name="transfer.bytes", kind="counter", value=float(result.bytes_transferred),
-            labels=labels,
+        metrics = (
+            ("transfer.count", "counter", 1.0),
+            ("transfer.bytes", "counter", float(result.bytes_transferred)),
+            ("transfer.duration_seconds", "histogram", result.seconds),
         )
-        hook.quorus_metric(
-            name="transfer.duration_seconds", kind="histogram", value=result.seconds,
-            labels=labels,
-        )
-        hook.quorus_transfer_finished(request=request, result=result)
+        for name, kind, value in metrics:
+            self._notify("quorus_metric", name=name, kind=kind, value=value, labels=labels)
+        self._notify("quorus_transfer_finished", request=request, result=result)
 
     # --- one attempt ---------------------------------------------------------------------
 
@@ -248,6 +255,8 @@ class TransferEngine:
     ) -> _Outcome:
         src = self.protocol(request.source)
         dst = self.protocol(request.destination)
+        src.check_location(request.source)
+        dst.check_location(request.destination)
         info = await src.stat(request.source)
         if info.is_dir:
             raise NotAFileError(f"source {request.source} is a directory, not a file")
@@ -283,7 +292,7 @@ class TransferEngine:
             offset, hasher = 0, hashlib.sha256()
         target = partial.data if partial is not None else request.destination
 
-        self._pm.hook.quorus_transfer_started(request=request, attempt=attempt, offset=offset)
+        self._notify("quorus_transfer_started", request=request, attempt=attempt, offset=offset)
         limiter = RateLimiter(request.bandwidth_limit) if request.bandwidth_limit else None
         async with await src.open_read(request.source, offset) as reader:
             current = reader.info

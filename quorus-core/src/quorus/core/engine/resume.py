@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from quorus.core.errors import NotFoundError, TransferError
+from quorus.core.errors import NotFoundError, TransferError, UnsupportedOperationError
 from quorus.core.protocol import FileInfo, TransferProtocol
 from quorus.core.uri import Location
 
@@ -87,7 +87,8 @@ async def drop_record(protocol: TransferProtocol, partial: PartialFile) -> None:
 
 
 async def _delete_quietly(protocol: TransferProtocol, location: Location) -> None:
-    with contextlib.suppress(NotFoundError):
+    # A protocol that renames but cannot delete leaves records behind rather than failing.
+    with contextlib.suppress(NotFoundError, UnsupportedOperationError):
         await protocol.delete(location)
 
 
