@@ -7,6 +7,7 @@ PACKAGES=(
   nginx-light   # the fast HTTP server the HTTP benchmarks race curl against
   curl          # the HTTP baseline in the benchmarks
   openssl       # certificates for HTTPS test servers
+  libnginx-mod-http-dav-ext  # PROPFIND for nginx: the HTTP plugin's WebDAV listing tests
 )
 
 missing=()
