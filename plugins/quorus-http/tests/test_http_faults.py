@@ -7,6 +7,7 @@ The server is :mod:`httptest_server`, scripted per test; transfers go to local f
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,7 @@ async def test_server_without_ranges_or_head(tmp_path: Path) -> None:
                 tail = await read_all(stream)
     assert info.size == SIZE
     assert info.etag == ONE.etag
+    assert info.mtime == ONE.mtime
     assert tail == ONE.data[-100:]
 
 
@@ -265,6 +267,46 @@ async def test_untrusted_certificate_is_a_clear_permanent_error(
     trusted = await transfer(url, tmp_path / "trusted.bin", {"ca_bundle": str(nginx.ca_bundle)})
     assert trusted.status is TransferStatus.COMPLETED, trusted.error
     assert trusted.sha256 == sha256(ONE.data)
+    unchecked = await transfer(url, tmp_path / "unchecked.bin", {"verify": False})
+    assert unchecked.status is TransferStatus.COMPLETED, unchecked.error
+
+
+async def test_connections_are_reused_across_transfers(tmp_path: Path) -> None:
+    with scripted_server(lambda handler: send_file(handler, ONE)) as server:
+        async with TransferEngine() as engine:
+            for name in ("one.bin", "two.bin"):
+                result = await engine.transfer(
+                    TransferRequest.create(server.url(), str(tmp_path / name)))
+                assert result.status is TransferStatus.COMPLETED, result.error
+        peers = {seen.peer for seen in server.seen}
+    assert len(server.seen) == 4  # HEAD and GET for each transfer
+    assert len(peers) == 1
+
+
+async def test_redirects_are_followed() -> None:
+    def respond(handler: Handler) -> None:
+        if handler.path == "/old.bin":
+            handler.reply(301, headers={"Location": "/file.bin"})
+        else:
+            send_file(handler, ONE)
+
+    with scripted_server(respond) as server:
+        async with HttpProtocol() as protocol:
+            location = parse_location(server.url("/old.bin"))
+            assert (await protocol.stat(location)).size == SIZE
+            async with await protocol.open_read(location, SIZE - 10) as stream:
+                assert await read_all(stream) == ONE.data[-10:]
+
+
+async def test_silent_server_times_out_as_transient() -> None:
+    def respond(handler: Handler) -> None:
+        time.sleep(1.0)  # longer than the client waits; bounded so the thread ends soon
+        handler.reply(204)
+
+    with scripted_server(respond) as server:
+        async with HttpProtocol({"timeout": 0.2}) as protocol:
+            with pytest.raises(TransientError, match="read timeout"):
+                await protocol.stat(parse_location(server.url()))
 
 
 async def read_all(stream: ReadStream) -> bytes:

@@ -104,6 +104,22 @@ async def test_fewer_bytes_than_announced_is_refused(
     assert list(directory.iterdir()) == []
 
 
+async def test_more_bytes_than_announced_is_refused(
+    nginx: NginxServer, dav_dir: tuple[Path, str]
+) -> None:
+    directory, url_path = dav_dir
+    location = parse_location(nginx.url(f"{url_path}/long.bin"))
+    async with (
+        HttpProtocol(nginx_options(nginx)) as protocol,
+        await protocol.open_write(location, size_hint=4) as stream,
+    ):
+        with pytest.raises(TransferError, match="more than the 4 bytes") as excinfo:
+            await stream.write(b"12345")
+        assert excinfo.value.retryable
+    assert stream.finished
+    assert list(directory.iterdir()) == []
+
+
 async def test_empty_file_upload_and_abort(nginx: NginxServer, dav_dir: tuple[Path, str]) -> None:
     directory, url_path = dav_dir
     async with HttpProtocol(nginx_options(nginx)) as protocol:

@@ -84,9 +84,14 @@ class HttpWriteStream(WriteStream):
             raise TransferError(f"cannot upload to {self.what}: the stream is already closed")
         if not data:
             return
-        if self._task_group is None:
+        if self._size_hint is not None and self._written + len(data) > self._size_hint:
+            # Not aborted here: write() may run in another task than the one that owns the
+            # request's task group; the owner aborts (leaving `async with` does).
+            # Retryable: a source that grew while it was read is re-examined next attempt.
             raise TransferError(
-                f"cannot upload to {self.what}: more data than the {self._size_hint} bytes announced"
+                f"cannot upload to {self.what}: more than the {self._size_hint} bytes "
+                "announced were written (did the source grow?)",
+                retryable=True,
             )
         try:
             await self._send.send(data)

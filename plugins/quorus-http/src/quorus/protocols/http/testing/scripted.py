@@ -42,6 +42,8 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    #: The client's (address, port): requests on one kept-alive connection share it.
+    peer: tuple[str, int] = ("", 0)
 
 
 @dataclass
@@ -61,7 +63,9 @@ class Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_any(self) -> None:
-        self.server.script.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+        peer = (str(self.client_address[0]), int(self.client_address[1]))
+        self.server.script.seen.append(
+            Seen(self.command, self.path, dict(self.headers.items()), peer))
         self.body = self._read_body() if self.server.read_body else b""
         self.server.respond(self)
 
