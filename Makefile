@@ -8,11 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.quorus-installed
 
 # Every distribution in the workspace, installed editable with its test extras.
-DISTS := quorus-core quorus-integration-examples/quorus-example-protocol
+DISTS := quorus-core plugins/quorus-http quorus-integration-examples/quorus-example-protocol
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(DISTS))
 
 # Test suites: each distribution's own tests, then the cross-process system tests.
-TEST_PATHS := quorus-core/tests quorus-integration-examples/quorus-example-protocol/tests tests
+TEST_PATHS := quorus-core/tests plugins/quorus-http/tests \
+              quorus-integration-examples/quorus-example-protocol/tests tests
 TYPED := quorus-core/src
 
 .PHONY: setup system-deps test lint typecheck pytest demo bench clean
@@ -34,6 +35,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	cd quorus-core && ../$(BIN)/mypy --strict -p quorus.core
+	cd plugins/quorus-http && ../../$(BIN)/mypy --strict -p quorus.protocols.http
 
 pytest: setup
 	$(BIN)/python -m pytest $(TEST_PATHS)
