@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from quorus.core.testing.fixtures import anyio_backend  # noqa: F401
+from quorus.core.testing.fixtures import anyio_backend, missing_server  # noqa: F401
 from quorus.protocols.http.testing.nginx import NginxServer, nginx_available, running_nginx
 
 
@@ -16,7 +16,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServer]:
     """One nginx for the session; each test works in a directory of its own below it."""
     reason = nginx_available()
     if reason is not None:
-        pytest.skip(reason)
+        missing_server(reason)
     with running_nginx(tmp_path_factory.mktemp("nginx")) as server:
         yield server
 

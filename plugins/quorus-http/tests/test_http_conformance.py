@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from quorus.core.testing import ConformanceTarget, ProtocolConformance
+from quorus.core.testing.fixtures import missing_server
 from quorus.core.uri import parse_location
 from quorus.protocols.http import HttpProtocol
 from quorus.protocols.http.testing.nginx import PASSWORD, USERNAME, NginxServer
@@ -23,7 +24,7 @@ class TestWebDavConformance(ProtocolConformance):
         self, nginx: NginxServer, dav_dir: tuple[Path, str]
     ) -> AsyncIterator[ConformanceTarget]:
         if not nginx.propfind:
-            pytest.skip("nginx lacks the dav-ext module (Debian: libnginx-mod-http-dav-ext)")
+            missing_server("nginx lacks the dav-ext module (Debian: libnginx-mod-http-dav-ext)")
         options = {"username": USERNAME, "password": PASSWORD, "webdav": True}
         async with (
             HttpProtocol(options) as good,

@@ -7,8 +7,10 @@ Import the fixture into a ``conftest.py``::
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -20,6 +22,17 @@ BACKENDS = ("asyncio", "trio")
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run each ``@pytest.mark.anyio`` test under asyncio and under trio."""
     return str(request.param)
+
+
+def missing_server(reason: str) -> NoReturn:
+    """A real server a test needs is not available: skip on a developer's machine, fail in CI.
+
+    CI (``CI`` set in the environment) installs every server the suite uses, so a missing
+    one there is a broken set-up, never a reason to pass quietly.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"required server unavailable in CI: {reason}")
+    pytest.skip(reason)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,4 +47,4 @@ def payload_bytes(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-__all__ = ["BACKENDS", "anyio_backend", "free_port", "payload_bytes"]
+__all__ = ["BACKENDS", "anyio_backend", "free_port", "missing_server", "payload_bytes"]
