@@ -17,6 +17,7 @@ import anyio
 import click
 from quorus.core.cli.options import parse_protocol_options
 from quorus.core.cli.progress import progress_display
+from quorus.core.cli.tuning import tune_allocator
 from quorus.core.engine import (
     OverwritePolicy,
     RetryPolicy,
@@ -28,8 +29,6 @@ from quorus.core.engine import (
 from quorus.core.errors import ConfigurationError, PluginError, QuorusError
 from quorus.core.plugins import GROUPS, registry
 from quorus.core.units import format_size, parse_duration, parse_rate
-from rich.console import Console
-from rich.table import Table
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -122,16 +121,15 @@ def transfer(
     except ConfigurationError as exc:
         _usage_error(str(exc))
 
-    err = Console(stderr=True, highlight=False)
     if progress == "auto":
-        progress = "none" if as_json or not err.is_terminal else "bar"
+        progress = "none" if as_json or not sys.stderr.isatty() else "bar"
 
     async def run() -> TransferResult:
         async with TransferEngine(protocol_options=protocol_options) as engine:
             # Resolve both protocols first: a missing plugin is a usage error, not a failure.
             engine.protocol(request.source).check_location(request.source)
             engine.protocol(request.destination).check_location(request.destination)
-            with progress_display(progress, err, request) as on_progress:
+            with progress_display(progress, request) as on_progress:
                 return await engine.transfer(request, on_progress=on_progress)
 
     try:
@@ -139,7 +137,7 @@ def transfer(
     except (PluginError, ConfigurationError) as exc:
         _usage_error(str(exc))
     except KeyboardInterrupt:
-        err.print("quorus: interrupted; a rerun resumes from the partial file")
+        click.echo("quorus: interrupted; a rerun resumes from the partial file", err=True)
         sys.exit(130)
 
     if as_json:
@@ -148,12 +146,11 @@ def transfer(
         verb = "skipped (destination already identical)" if (
             result.status is TransferStatus.SKIPPED) else "transferred"
         resumed = f", resumed at {format_size(result.resumed_from)}" if result.resumed_from else ""
-        err.print(
+        click.echo(
             f"{verb} {result.source} -> {result.destination}: {format_size(result.bytes)} "
             f"in {result.seconds:.2f} s ({format_size(result.rate)}/s{resumed}), "
             f"attempts {result.attempts}\nsha256:{result.sha256}",
-            markup=False,
-            soft_wrap=True,
+            err=True,
         )
     if not result.ok:
         if not as_json:
@@ -165,6 +162,9 @@ def transfer(
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def plugins(as_json: bool) -> None:
     """List installed plugins: group, name, distribution, version and status."""
+    from rich.console import Console  # only this command draws a table
+    from rich.table import Table
+
     infos = registry().describe(GROUPS)
     if as_json:
         click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -193,6 +193,7 @@ def _parse_mode(text: str | None) -> int | None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
+    tune_allocator()
     try:
         return cli.main(args=argv, prog_name="quorus", standalone_mode=True)
     except QuorusError as exc:  # anything not mapped above still gets a one-line message

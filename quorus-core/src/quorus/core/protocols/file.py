@@ -7,9 +7,14 @@ survives a crash of the machine.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import os
 import stat as stat_module
+import sys
+from collections.abc import Callable
+from typing import cast
 
 import anyio.to_thread
 from quorus.core.errors import (
@@ -100,11 +105,34 @@ class FileReadStream(ReadStream):
             os.close(fd)
 
 
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Linux), which Python's ``os`` module does not offer."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], function)
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+#: Start writeback of written data every this many bytes, so the final fsync has little left
+#: to wait for: without it, fsync of a 1 GiB file flushes all of it at the end (~0.3 s here).
+WRITEBACK_STEP = 16 * 1024 * 1024
+
+
 class FileWriteStream(WriteStream):
-    def __init__(self, fd: int, path: str) -> None:
+    def __init__(self, fd: int, path: str, offset: int = 0) -> None:
         self._fd: int | None = fd
         self._path = path
         self._finished = False
+        self._position = offset
+        self._flushed = offset  # writeback was started for everything before this
 
     @property
     def finished(self) -> bool:
@@ -114,10 +142,14 @@ class FileWriteStream(WriteStream):
         if self._fd is None:
             raise TransferError(f"cannot write {self._path}: the stream is closed")
         fd = self._fd
+        start = None
+        if self._position + len(data) - self._flushed >= WRITEBACK_STEP:
+            start, self._flushed = self._flushed, self._position + len(data)
         try:
-            await anyio.to_thread.run_sync(_write_all, fd, data)
+            await anyio.to_thread.run_sync(_write_all, fd, data, start, self._flushed)
         except OSError as exc:
             raise map_os_error(exc, self._path, "write") from exc
+        self._position += len(data)
 
     async def commit(self) -> None:
         fd = self._take()
@@ -141,11 +173,15 @@ class FileWriteStream(WriteStream):
         return fd
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, writeback_from: int | None, writeback_to: int) -> None:
+    """Write all of ``data``; then, if asked, start (not wait for) writeback of a range."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+    if writeback_from is not None and _sync_file_range is not None:
+        # Best effort: a file system without it simply flushes everything at fsync.
+        _sync_file_range(fd, writeback_from, writeback_to - writeback_from, _SYNC_FILE_RANGE_WRITE)
 
 
 class FileProtocol(TransferProtocol):
@@ -201,7 +237,7 @@ class FileProtocol(TransferProtocol):
             fd = await anyio.to_thread.run_sync(_open_for_write, path, offset, mode)
         except OSError as exc:
             raise map_os_error(exc, path, "write") from exc
-        return FileWriteStream(fd, path)
+        return FileWriteStream(fd, path, offset)
 
     async def list(self, location: Location) -> list[FileInfo]:
         def scan() -> list[FileInfo]:
