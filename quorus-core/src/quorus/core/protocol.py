@@ -12,7 +12,7 @@ or aborted (nothing new becomes visible under the target name).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -124,6 +124,16 @@ class WriteStream(abc.ABC):
     @abc.abstractmethod
     def finished(self) -> bool:
         """True once :meth:`commit` or :meth:`abort` ran."""
+
+    def thread_writer(self) -> Callable[[bytes], None] | None:
+        """A function that writes one chunk with blocking calls, or ``None`` (the default).
+
+        Streams whose writes are blocking system calls (local files) return one: the engine
+        then calls it from a worker thread, one chunk at a time and in order, together with
+        hashing that chunk, instead of awaiting :meth:`write`. It raises the same errors as
+        :meth:`write`.
+        """
+        return None
 
     async def __aenter__(self) -> Self:
         return self

@@ -17,7 +17,6 @@ import anyio
 import click
 from quorus.core.cli.options import parse_protocol_options
 from quorus.core.cli.progress import progress_display
-from quorus.core.cli.tuning import tune_allocator
 from quorus.core.engine import (
     OverwritePolicy,
     RetryPolicy,
@@ -193,7 +192,6 @@ def _parse_mode(text: str | None) -> int | None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
-    tune_allocator()
     try:
         return cli.main(args=argv, prog_name="quorus", standalone_mode=True)
     except QuorusError as exc:  # anything not mapped above still gets a one-line message

@@ -139,17 +139,25 @@ class FileWriteStream(WriteStream):
         return self._finished
 
     async def write(self, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self._write_blocking, data)
+
+    def thread_writer(self) -> Callable[[bytes], None]:
+        return self._write_blocking
+
+    def _write_blocking(self, data: bytes) -> None:
+        """Write ``data``; every :data:`WRITEBACK_STEP` bytes, start writeback of them."""
         if self._fd is None:
             raise TransferError(f"cannot write {self._path}: the stream is closed")
-        fd = self._fd
-        start = None
-        if self._position + len(data) - self._flushed >= WRITEBACK_STEP:
-            start, self._flushed = self._flushed, self._position + len(data)
         try:
-            await anyio.to_thread.run_sync(_write_all, fd, data, start, self._flushed)
+            _write_all(self._fd, data)
+            self._position += len(data)
+            if _sync_file_range is not None and self._position - self._flushed >= WRITEBACK_STEP:
+                # Start (do not wait for) writeback; best effort, so the result is not checked.
+                _sync_file_range(self._fd, self._flushed, self._position - self._flushed,
+                                 _SYNC_FILE_RANGE_WRITE)
+                self._flushed = self._position
         except OSError as exc:
             raise map_os_error(exc, self._path, "write") from exc
-        self._position += len(data)
 
     async def commit(self) -> None:
         fd = self._take()
@@ -173,15 +181,11 @@ class FileWriteStream(WriteStream):
         return fd
 
 
-def _write_all(fd: int, data: bytes, writeback_from: int | None, writeback_to: int) -> None:
-    """Write all of ``data``; then, if asked, start (not wait for) writeback of a range."""
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
-    if writeback_from is not None and _sync_file_range is not None:
-        # Best effort: a file system without it simply flushes everything at fsync.
-        _sync_file_range(fd, writeback_from, writeback_to - writeback_from, _SYNC_FILE_RANGE_WRITE)
 
 
 class FileProtocol(TransferProtocol):
