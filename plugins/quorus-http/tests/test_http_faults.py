@@ -7,6 +7,7 @@ The server is :mod:`httptest_server`, scripted per test; transfers go to local f
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from pathlib import Path
 
@@ -249,7 +250,7 @@ async def test_server_without_ranges_or_head(tmp_path: Path) -> None:
 
 
 async def test_untrusted_certificate_is_a_clear_permanent_error(
-    nginx: NginxServer, tmp_path: Path
+    nginx: NginxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (nginx.www / "public" / "tls.bin").write_bytes(ONE.data)
     url = nginx.url("/public/tls.bin", tls=True)
@@ -267,8 +268,10 @@ async def test_untrusted_certificate_is_a_clear_permanent_error(
     trusted = await transfer(url, tmp_path / "trusted.bin", {"ca_bundle": str(nginx.ca_bundle)})
     assert trusted.status is TransferStatus.COMPLETED, trusted.error
     assert trusted.sha256 == sha256(ONE.data)
-    unchecked = await transfer(url, tmp_path / "unchecked.bin", {"verify": False})
+    with caplog.at_level(logging.WARNING, logger="quorus.protocols.http"):
+        unchecked = await transfer(url, tmp_path / "unchecked.bin", {"verify": False})
     assert unchecked.status is TransferStatus.COMPLETED, unchecked.error
+    assert "TLS certificate verification is off" in caplog.text
 
 
 async def test_connections_are_reused_across_transfers(tmp_path: Path) -> None:

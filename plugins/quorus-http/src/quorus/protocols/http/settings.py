@@ -7,6 +7,7 @@ references resolved with :func:`~quorus.core.secrets.resolve_secret` and kept as
 
 from __future__ import annotations
 
+import logging
 import ssl
 import urllib.request
 from collections.abc import Generator, Mapping
@@ -18,6 +19,8 @@ from quorus.core.errors import ConfigurationError
 from quorus.core.protocol import ProtocolOptions
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.protocols.http.transport import LargeReadTransport
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
@@ -133,6 +136,9 @@ class HttpSettings:
     def verify_setting(self) -> ssl.SSLContext | bool:
         """What httpx verifies server certificates against."""
         if not self.verify:
+            # An explicit opt-out, but never a silent one: the log says so every time.
+            log.warning("TLS certificate verification is off (verify=false): the server's "
+                        "identity is not checked")
             return False
         if self.ca_bundle is None:
             return True
