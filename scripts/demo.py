@@ -33,7 +33,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def main() -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     work = Path(tempfile.mkdtemp(prefix="quorus-demo-"))
     served, received = work / "served", work / "received"
     checksums: dict[str, str] = {}
@@ -71,7 +71,8 @@ def main() -> int:
              "--checksum", "sha256:" + "0" * 64, "--progress", "none"],
             capture_output=True, text=True, check=False,
         )
-        console.print(f"  exit code {proc.returncode}: {proc.stderr.strip()}", markup=False)
+        console.print(f"  exit code {proc.returncode}: {proc.stderr.strip()}", markup=False,
+                      soft_wrap=True)
         console.print(f"  {bad.name} exists: {bad.exists()}")
     finally:
         server.shutdown()
