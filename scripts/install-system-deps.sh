@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   nginx-light   # the fast HTTP server the HTTP benchmarks race curl against
   curl          # the HTTP baseline in the benchmarks
+  time          # GNU time: peak RSS in the benchmarks
   openssl       # certificates for HTTPS test servers
   libnginx-mod-http-dav-ext  # PROPFIND for nginx: the HTTP plugin's WebDAV listing tests
 )
