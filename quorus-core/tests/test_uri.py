@@ -94,3 +94,16 @@ def test_password_never_in_redacted_form(user: str, password: str) -> None:
     assert password not in location.redacted()
     assert password not in str(location)
     assert location.url(include_password=True) == text
+
+
+def test_secret_query_parameters_are_masked_for_display() -> None:
+    text = ("https://bucket.s3.internal/export.csv?X-Amz-Credential=AKIA123&X-Amz-Signature="
+            "abcdef0123&X-Amz-Expires=300&token=t0k3n&part=2")
+    location = parse_location(text)
+    shown = location.redacted()
+    for secret in ("AKIA123", "abcdef0123", "t0k3n"):
+        assert secret not in shown
+        assert secret not in str(location)
+    assert "X-Amz-Expires=300" in shown
+    assert "part=2" in shown
+    assert location.url() == text  # requests still carry the real query

@@ -10,7 +10,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from quorus.core.errors import InvalidURIError
 
@@ -75,10 +75,13 @@ class Location:
         return urlunsplit((self.scheme, netloc, quote(self.path, safe="/~:@!$&'()*+,;="), self.query, ""))
 
     def redacted(self) -> str:
-        """The text to show a person: the URI with any password masked."""
+        """The text to show a person: the URI with any password masked, and the values of
+        query parameters that carry secrets (presigned-URL signatures, tokens) too."""
         if self.scheme == "file":
             return self.path
-        return self.url()
+        if not self.query:
+            return self.url()
+        return replace(self, query=_redact_query(self.query)).url()
 
     def __str__(self) -> str:
         return self.redacted()
@@ -138,6 +141,21 @@ def parse_location(text: str, *, cwd: str | None = None) -> Location:
         username=unquote(parts.username) if parts.username is not None else None,
         password=unquote(parts.password) if parts.password is not None else None,
     )
+
+
+#: Query parameter names (lower case) whose values are credentials: signed URLs of the common
+#: object stores and the usual token parameters.
+SECRET_QUERY_PARAMETERS = frozenset({
+    "access_token", "api_key", "apikey", "auth", "code", "credential", "key", "password",
+    "secret", "sig", "signature", "token", "x-amz-credential", "x-amz-security-token",
+    "x-amz-signature", "x-goog-credential", "x-goog-signature",
+})
+
+
+def _redact_query(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    masked = [(k, "***" if k.lower() in SECRET_QUERY_PARAMETERS else v) for k, v in pairs]
+    return urlencode(masked, safe="*")
 
 
 def _mask(text: str) -> str:
