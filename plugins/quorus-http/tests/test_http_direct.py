@@ -199,17 +199,23 @@ async def test_large_body_is_read_directly_and_its_connection_not_reused(
     assert len(set(peers)) == 2
 
 
+async def read_through_httpx(url: str, *, times: int, expected: bytes) -> None:
+    """Read ``url`` ``times`` times with one protocol instance; each read must take the
+    httpx path (not the direct one) and return ``expected``."""
+    location = parse_location(url)
+    async with HttpProtocol() as protocol:
+        for _ in range(times):
+            async with await protocol.open_read(location) as stream:
+                assert isinstance(stream, HttpReadStream)
+                assert not stream.direct
+                assert await read_all(stream) == expected
+
+
 async def test_small_bodies_go_through_httpx_and_reuse_the_connection(
     direct_reads: list[int],
 ) -> None:
     with scripted_server(lambda handler: send_file(handler, LITTLE)) as server:
-        location = parse_location(server.url())
-        async with HttpProtocol() as protocol:
-            for _ in range(3):
-                async with await protocol.open_read(location) as stream:
-                    assert isinstance(stream, HttpReadStream)
-                    assert not stream.direct
-                    assert await read_all(stream) == LITTLE.data
+        await read_through_httpx(server.url(), times=3, expected=LITTLE.data)
         peers = {seen.peer for seen in server.seen}
     assert direct_reads == []
     assert len(peers) == 1
@@ -315,13 +321,7 @@ async def test_chunked_large_body_goes_through_httpx(direct_reads: list[int]) ->
         handler.wfile.write(b"0\r\n\r\n")
 
     with scripted_server(respond) as server:
-        location = parse_location(server.url())
-        async with HttpProtocol() as protocol:
-            for _ in range(2):
-                async with await protocol.open_read(location) as stream:
-                    assert isinstance(stream, HttpReadStream)
-                    assert not stream.direct
-                    assert await read_all(stream) == BIG.data
+        await read_through_httpx(server.url(), times=2, expected=BIG.data)
         peers = {seen.peer for seen in server.seen}
     assert direct_reads == []
     assert len(peers) == 1
