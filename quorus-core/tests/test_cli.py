@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,3 +174,16 @@ def test_help_documents_exit_codes() -> None:
     assert proc.returncode == 0
     assert "--checksum" in proc.stdout
     assert run("transfer").returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a pseudo-terminal")
+def test_progress_bar_on_a_terminal(source: Path, tmp_path: Path) -> None:
+    """On a terminal, --progress auto draws a bar that ends at the full size."""
+    command = f"{QUORUS} transfer {source} {tmp_path / 'tty.bin'} --bwlimit 1MB/s"
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stdout)
+    assert re.search(r"(\d+\.\d)/\1 KiB", plain), plain[-500:]  # the bar's final state
+    assert "transferred" in plain
+    assert (tmp_path / "tty.bin").read_bytes() == source.read_bytes()
