@@ -89,3 +89,32 @@ def test_source_rewritten_after_kill_starts_over(tmp_path: Path) -> None:
     result = json.loads(rerun.stdout)
     assert result["resumed_from"] == 0
     assert destination.read_bytes() == replacement
+
+
+def test_a_second_process_is_told_the_destination_is_busy(tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(8 * 1024 * 1024))
+    destination = tmp_path / "out.bin"
+    first = subprocess.Popen(
+        [QUORUS, "transfer", str(source), str(destination), "--bwlimit", "4MiB/s", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        partial = tmp_path / ".out.bin.quorus-partial"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (partial.exists() and partial.stat().st_size):
+            time.sleep(0.05)
+        second = subprocess.run(
+            [QUORUS, "transfer", str(source), str(destination), "--retries", "0"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert second.returncode == 1
+        assert "another transfer is writing" in second.stderr
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(timeout=10)
+    assert first.returncode == 0, err
+    assert json.loads(out)["status"] == "completed"
+    assert destination.read_bytes() == source.read_bytes()

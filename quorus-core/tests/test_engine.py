@@ -404,3 +404,25 @@ def test_file_protocol_is_used_for_paths() -> None:
 
     assert isinstance(engine.protocol(parse_location("/tmp/x")), FileProtocol)
     assert os.path.isabs(parse_location("x").path)
+
+
+async def test_two_transfers_to_one_destination_never_share_the_partial(
+    tmp_path: Path, store: tuple[str, MemoryStore]
+) -> None:
+    name, memory = store
+    first, second = payload_bytes(3 * 1024 * 1024, seed=21), payload_bytes(3 * 1024 * 1024, seed=22)
+    memory.put("/first", first)
+    memory.put("/second", second)
+    once = RetryPolicy(max_attempts=1)
+    async with TransferEngine() as engine:
+        results = await engine.transfer_many([
+            TransferRequest.create(f"memory://{name}/first", str(tmp_path / "dst"), retry=once,
+                                   bandwidth_limit=8 * 1024 * 1024),
+            TransferRequest.create(f"memory://{name}/second", str(tmp_path / "dst"), retry=once,
+                                   bandwidth_limit=8 * 1024 * 1024),
+        ])
+    statuses = sorted((r.status.value, r.error_type or "") for r in results)
+    assert statuses == [("completed", ""), ("failed", "DestinationBusyError")]
+    winner = next(r for r in results if r.ok)
+    assert (tmp_path / "dst").read_bytes() == (first if winner.source.endswith("first") else second)
+    assert leftovers(tmp_path) == []

@@ -96,6 +96,10 @@ class SourceChangedError(TransientError):
     """The source changed while it was being read; the transfer must start over."""
 
 
+class DestinationBusyError(TransientError):
+    """Another transfer is writing to the same destination right now."""
+
+
 class UnsupportedOperationError(TransferError):
     """The protocol cannot do what was asked (e.g. list over plain HTTP)."""
 
@@ -104,6 +108,7 @@ __all__ = [
     "AuthenticationError",
     "ChecksumMismatchError",
     "ConfigurationError",
+    "DestinationBusyError",
     "DestinationExistsError",
     "InvalidURIError",
     "NotAFileError",

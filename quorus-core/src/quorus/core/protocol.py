@@ -12,7 +12,9 @@ or aborted (nothing new becomes visible under the target name).
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -221,6 +223,16 @@ class TransferProtocol(abc.ABC):
         from quorus.core.errors import UnsupportedOperationError
 
         raise UnsupportedOperationError(f"{location.scheme}: creating directories is not supported")
+
+    def lock(self, location: Location) -> AbstractAsyncContextManager[None]:
+        """Hold an exclusive lock named by ``location`` for the length of the ``async with``.
+
+        The engine takes it on a partial file's record for the whole of an attempt, so two
+        transfers (in this process or another) never write the same partial file at once.
+        Raises :class:`~quorus.core.errors.DestinationBusyError` when another holder has it.
+        The default does nothing: protocols that cannot lock rely on callers not to overlap.
+        """
+        return contextlib.nullcontext()
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release pooled connections."""

@@ -285,7 +285,25 @@ class TransferEngine:
                 await dst.makedirs(request.destination.parent)
 
         dst_caps = dst.capabilities(request.destination)
-        partial = resume.PartialFile.beside(request.destination) if dst_caps.rename else None
+        if not dst_caps.rename:
+            return await self._move(request, src, dst, info, None, attempt, tracker)
+        partial = resume.PartialFile.beside(request.destination)
+        # Held for the whole attempt: two transfers to one destination must never write the
+        # same partial file (the second is told the destination is busy, and may retry).
+        async with dst.lock(partial.record):
+            return await self._move(request, src, dst, info, partial, attempt, tracker)
+
+    async def _move(
+        self,
+        request: TransferRequest,
+        src: TransferProtocol,
+        dst: TransferProtocol,
+        info: FileInfo,
+        partial: resume.PartialFile | None,
+        attempt: int,
+        tracker: ProgressTracker,
+    ) -> _Outcome:
+        """Stream, verify and place the data (into ``partial`` and then renamed, if given)."""
         if partial is not None:
             offset, hasher = await self._resume_point(request, src, dst, info, partial, tracker)
         else:
@@ -386,9 +404,10 @@ class TransferEngine:
                 if rehashed == kept.size:
                     log.info("resuming %s at byte %d", request.source, kept.size)
                     return kept.size, hasher
-        await resume.discard(dst, partial)
-        if resumable:
-            await resume.write_record(dst, partial, identity)
+        # Start over. The record is rewritten in place, never deleted here: it is also the
+        # lock file of this attempt, and a new file under its name would be a second lock.
+        await resume.discard_data(dst, partial)
+        await resume.write_record(dst, partial, identity if resumable else resume.NOT_RESUMABLE)
         return 0, hashlib.sha256()
 
     async def _skip_if_same(

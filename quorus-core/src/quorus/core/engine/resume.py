@@ -20,6 +20,9 @@ from quorus.core.uri import Location
 PARTIAL_SUFFIX = ".quorus-partial"
 RECORD_SUFFIX = ".quorus-partial.json"
 _RECORD_VERSION = 1
+#: The record of a partial file that must not be resumed (its source has no usable identity,
+#: or resuming was turned off); it matches no source identity.
+NOT_RESUMABLE: dict[str, Any] = {"version": _RECORD_VERSION, "resumable": False}
 _MAX_RECORD_BYTES = 64 * 1024
 
 
@@ -77,8 +80,13 @@ async def write_record(
 
 async def discard(protocol: TransferProtocol, partial: PartialFile) -> None:
     """Remove the partial file and its record; absent ones are fine."""
-    await _delete_quietly(protocol, partial.data)
+    await discard_data(protocol, partial)
     await drop_record(protocol, partial)
+
+
+async def discard_data(protocol: TransferProtocol, partial: PartialFile) -> None:
+    """Remove the partial file only; an absent one is fine."""
+    await _delete_quietly(protocol, partial.data)
 
 
 async def drop_record(protocol: TransferProtocol, partial: PartialFile) -> None:
@@ -93,10 +101,12 @@ async def _delete_quietly(protocol: TransferProtocol, location: Location) -> Non
 
 
 __all__ = [
+    "NOT_RESUMABLE",
     "PARTIAL_SUFFIX",
     "RECORD_SUFFIX",
     "PartialFile",
     "discard",
+    "discard_data",
     "drop_record",
     "identity_is_usable",
     "read_record",

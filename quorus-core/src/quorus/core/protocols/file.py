@@ -7,17 +7,20 @@ survives a crash of the machine.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import stat as stat_module
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 import anyio.to_thread
 from quorus.core.errors import (
+    DestinationBusyError,
     DestinationExistsError,
     NotAFileError,
     NotFoundError,
@@ -286,6 +289,23 @@ class FileProtocol(TransferProtocol):
         except OSError as exc:
             raise map_os_error(exc, location.path, "delete") from exc
 
+    @contextlib.asynccontextmanager
+    async def lock(self, location: Location) -> AsyncIterator[None]:
+        """An advisory ``flock`` on ``location`` (created if absent), held until the block
+        ends: other processes and other engines in this one see the transfer as busy."""
+        try:
+            fd = await anyio.to_thread.run_sync(_open_locked, location.path)
+        except BlockingIOError:
+            raise DestinationBusyError(
+                f"another transfer is writing {location.path.removesuffix('.json')} right now"
+            ) from None
+        except OSError as exc:
+            raise map_os_error(exc, location.path, "lock") from exc
+        try:
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     async def makedirs(self, location: Location) -> None:
         try:
             await anyio.to_thread.run_sync(lambda: os.makedirs(location.path, exist_ok=True))
@@ -293,6 +313,16 @@ class FileProtocol(TransferProtocol):
             raise NotAFileError(f"cannot create directory {location.path}: a file is in the way") from None
         except OSError as exc:
             raise map_os_error(exc, location.path, "create directory") from exc
+
+
+def _open_locked(path: str) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _open_for_read(path: str, offset: int) -> int:
