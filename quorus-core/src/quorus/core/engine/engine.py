@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -34,7 +34,6 @@ from quorus.core.errors import (
     ChecksumMismatchError,
     DestinationExistsError,
     NotAFileError,
-    NotFoundError,
     PluginError,
     QuorusError,
     SourceChangedError,
@@ -263,7 +262,7 @@ class TransferEngine:
         if info.size is not None and request.size is not None:
             request.size.check(info.size, f"source {request.source}")
 
-        existing = await _stat_or_none(dst, request.destination)
+        existing = await resume.stat_or_none(dst, request.destination)
         if existing is not None:
             if existing.is_dir:
                 raise NotAFileError(
@@ -305,7 +304,7 @@ class TransferEngine:
     ) -> _Outcome:
         """Stream, verify and place the data (into ``partial`` and then renamed, if given)."""
         if partial is not None:
-            offset, hasher = await self._resume_point(request, src, dst, info, partial, tracker)
+            offset, hasher = await resume.resume_point(request, src, dst, info, partial, tracker)
         else:
             offset, hasher = 0, hashlib.sha256()
         target = partial.data if partial is not None else request.destination
@@ -314,7 +313,7 @@ class TransferEngine:
         limiter = RateLimiter(request.bandwidth_limit) if request.bandwidth_limit else None
         async with await src.open_read(request.source, offset) as reader:
             current = reader.info
-            if offset and _changed(info, current):
+            if offset and resume.source_changed(info, current):
                 raise SourceChangedError(
                     f"source {request.source} changed since the partial file was written"
                 )
@@ -370,46 +369,6 @@ class TransferEngine:
                 retryable=resumed,
             )
 
-    async def _resume_point(
-        self,
-        request: TransferRequest,
-        src: TransferProtocol,
-        dst: TransferProtocol,
-        info: FileInfo,
-        partial: resume.PartialFile,
-        tracker: ProgressTracker,
-    ) -> tuple[int, Any]:
-        """Where to start writing, and a hasher already fed with the bytes kept."""
-        identity = resume.source_identity(request.source, info)
-        resumable = (
-            request.resume
-            and resume.identity_is_usable(identity)
-            and src.capabilities(request.source).ranged_read
-            and dst.capabilities(partial.data).write_at_offset
-        )
-        if resumable:
-            record = await resume.read_record(dst, partial)
-            kept = await _stat_or_none(dst, partial.data)
-            if (
-                record == identity
-                and kept is not None
-                and kept.size
-                and info.size is not None
-                and kept.size <= info.size
-            ):
-                hasher = hashlib.sha256()
-                tracker.reset(0, kept.size)
-                async with await dst.open_read(partial.data, 0, kept.size) as stream:
-                    rehashed = await pump(stream, hasher, on_chunk=tracker.advance)
-                if rehashed == kept.size:
-                    log.info("resuming %s at byte %d", request.source, kept.size)
-                    return kept.size, hasher
-        # Start over. The record is rewritten in place, never deleted here: it is also the
-        # lock file of this attempt, and a new file under its name would be a second lock.
-        await resume.discard_data(dst, partial)
-        await resume.write_record(dst, partial, identity if resumable else resume.NOT_RESUMABLE)
-        return 0, hashlib.sha256()
-
     async def _skip_if_same(
         self,
         request: TransferRequest,
@@ -428,28 +387,11 @@ class TransferEngine:
         return _Outcome(TransferStatus.SKIPPED, existing.size or 0, have, 0, 0)
 
 
-async def _stat_or_none(protocol: TransferProtocol, location: Location) -> FileInfo | None:
-    try:
-        return await protocol.stat(location)
-    except NotFoundError:
-        return None
-
-
 async def _digest(protocol: TransferProtocol, location: Location) -> str:
     hasher = hashlib.sha256()
     async with await protocol.open_read(location) as stream:
         await pump(stream, hasher)
     return hasher.hexdigest()
-
-
-def _changed(before: FileInfo, now: FileInfo) -> bool:
-    """True when two descriptions of a source name different versions of it."""
-    pairs: Sequence[tuple[object, object]] = (
-        (before.size, now.size),
-        (before.etag, now.etag),
-        (before.mtime, now.mtime),
-    )
-    return any(a is not None and b is not None and a != b for a, b in pairs)
 
 
 __all__ = ["TransferEngine"]

@@ -1,4 +1,5 @@
-"""Partial files and their records, which let an interrupted transfer continue.
+"""Partial files and their records, which let an interrupted transfer continue, and the
+decision where an attempt starts (:func:`resume_point`).
 
 A transfer to a destination that supports rename writes ``.NAME.quorus-partial`` beside the
 destination, and ``.NAME.quorus-partial.json`` records which version of which source it holds.
@@ -9,13 +10,20 @@ now; otherwise it starts over.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from quorus.core.engine.model import TransferRequest
+from quorus.core.engine.pipeline import pump
+from quorus.core.engine.progress import ProgressTracker
 from quorus.core.errors import NotFoundError, TransferError, UnsupportedOperationError
 from quorus.core.protocol import FileInfo, TransferProtocol
 from quorus.core.uri import Location
+
+log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".quorus-partial"
 RECORD_SUFFIX = ".quorus-partial.json"
@@ -100,6 +108,60 @@ async def _delete_quietly(protocol: TransferProtocol, location: Location) -> Non
         await protocol.delete(location)
 
 
+async def resume_point(
+    request: TransferRequest,
+    src: TransferProtocol,
+    dst: TransferProtocol,
+    info: FileInfo,
+    partial: PartialFile,
+    tracker: ProgressTracker,
+) -> tuple[int, hashlib._Hash]:
+    """Where to start writing, and a hasher already fed with the bytes kept."""
+    identity = source_identity(request.source, info)
+    resumable = (
+        request.resume
+        and identity_is_usable(identity)
+        and src.capabilities(request.source).ranged_read
+        and dst.capabilities(partial.data).write_at_offset
+    )
+    if resumable:
+        record = await read_record(dst, partial)
+        kept = await stat_or_none(dst, partial.data)
+        if (
+            record == identity
+            and kept is not None
+            and kept.size
+            and info.size is not None
+            and kept.size <= info.size
+        ):
+            hasher = hashlib.sha256()
+            tracker.reset(0, kept.size)
+            async with await dst.open_read(partial.data, 0, kept.size) as stream:
+                rehashed = await pump(stream, hasher, on_chunk=tracker.advance)
+            if rehashed == kept.size:
+                log.info("resuming %s at byte %d", request.source, kept.size)
+                return kept.size, hasher
+    # Start over. The record is rewritten in place, never deleted here: it is also the
+    # lock file of this attempt, and a new file under its name would be a second lock.
+    await discard_data(dst, partial)
+    await write_record(dst, partial, identity if resumable else NOT_RESUMABLE)
+    return 0, hashlib.sha256()
+
+
+async def stat_or_none(protocol: TransferProtocol, location: Location) -> FileInfo | None:
+    """``protocol.stat(location)``, or ``None`` when nothing is there."""
+    try:
+        return await protocol.stat(location)
+    except NotFoundError:
+        return None
+
+
+def source_changed(before: FileInfo, now: FileInfo) -> bool:
+    """True when two descriptions of a source name different versions of it."""
+    pairs = ((before.size, now.size), (before.etag, now.etag), (before.mtime, now.mtime))
+    return any(a is not None and b is not None and a != b for a, b in pairs)
+
+
 __all__ = [
     "NOT_RESUMABLE",
     "PARTIAL_SUFFIX",
@@ -110,6 +172,9 @@ __all__ = [
     "drop_record",
     "identity_is_usable",
     "read_record",
+    "resume_point",
+    "source_changed",
     "source_identity",
+    "stat_or_none",
     "write_record",
 ]
