@@ -206,16 +206,20 @@ class HttpReadStream(ReadStream):
         size = 0
         try:
             while size < limit:
-                piece = await anext(self._pieces)
-                if self._skip:
-                    if len(piece) <= self._skip:
-                        self._skip -= len(piece)
-                        continue
-                    piece, self._skip = piece[self._skip :], 0
-                pieces.append(piece)
-                size += len(piece)
+                size += self._keep(await anext(self._pieces), pieces)
         except StopAsyncIteration:
             self._exhausted = self._done = True
+
+    def _keep(self, piece: bytes, pieces: list[bytes]) -> int:
+        """Drop from ``piece`` what is still to be skipped, append the rest to ``pieces``;
+        the number of bytes kept."""
+        if self._skip:
+            if len(piece) <= self._skip:
+                self._skip -= len(piece)
+                return 0
+            piece, self._skip = piece[self._skip :], 0
+        pieces.append(piece)
+        return len(piece)
 
     async def _read_direct(
         self, connection: LargeReadStream, limit: int, pieces: list[bytes]
@@ -244,13 +248,7 @@ class HttpReadStream(ReadStream):
                     f"received {expected - self._wire} bytes, expected {expected}"
                 )
             self._wire -= len(piece)
-            if self._skip:
-                if len(piece) <= self._skip:
-                    self._skip -= len(piece)
-                    continue
-                piece, self._skip = piece[self._skip :], 0
-            pieces.append(piece)
-            size += len(piece)
+            size += self._keep(piece, pieces)
         if not self._wire:
             self._done = True
 
