@@ -7,14 +7,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.quorus-installed
 
-# Every distribution in the workspace, installed editable with its test extras.
-DISTS := quorus-core plugins/quorus-http quorus-integration-examples/quorus-example-protocol
+# Every distribution in the workspace, installed editable with its test extras: core first,
+# then every package folder that has a pyproject.toml (a new plugin joins by existing).
+dist_dirs = $(patsubst %/pyproject.toml,%,$(wildcard $(1)/pyproject.toml))
+DISTS := quorus-core $(call dist_dirs,quorus-raft) $(call dist_dirs,quorus-tenant) \
+         $(call dist_dirs,quorus-workflow) $(call dist_dirs,plugins/*) \
+         $(call dist_dirs,quorus-integration-examples/*)
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(DISTS))
 
 # Test suites: each distribution's own tests, then the cross-process system tests.
-TEST_PATHS := quorus-core/tests plugins/quorus-http/tests \
-              quorus-integration-examples/quorus-example-protocol/tests tests
-TYPED := quorus-core/src
+TEST_PATHS := $(wildcard $(addsuffix /tests,$(DISTS))) tests
+# Checked with mypy --strict: every distribution of the project itself (examples excluded).
+TYPED := $(filter-out quorus-integration-examples/%,$(DISTS))
 
 .PHONY: setup system-deps test lint typecheck pytest demo bench clean
 
@@ -34,8 +38,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	cd quorus-core && ../$(BIN)/mypy --strict -p quorus.core
-	cd plugins/quorus-http && ../../$(BIN)/mypy --strict -p quorus.protocols.http
+	@set -e; for d in $(TYPED); do echo "mypy --strict $$d"; \
+		(cd $$d && $(CURDIR)/$(BIN)/mypy --strict src); done
 
 pytest: setup
 	$(BIN)/python -m pytest $(TEST_PATHS)

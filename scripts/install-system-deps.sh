@@ -9,6 +9,11 @@ PACKAGES=(
   time          # GNU time: peak RSS in the benchmarks
   openssl       # certificates for HTTPS test servers
   libnginx-mod-http-dav-ext  # PROPFIND for nginx: the HTTP plugin's WebDAV listing tests
+  openssh-server openssh-client  # sshd for the SFTP plugin's tests; sftp/scp as benchmark peers
+  vsftpd        # the FTP/FTPS server of the FTP plugin's tests
+  samba smbclient  # smbd for the SMB plugin's tests; smbclient as a benchmark peer
+  lftp rclone   # the FTP and multi-protocol peers the protocol benchmarks race
+  etcd-server etcd-client  # the Raft benchmark's peer (etcd 3.4)
 )
 
 missing=()
@@ -26,7 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged daemons on install; Quorus's tests run their own on private ports.
-for svc in nginx; do
+for svc in nginx ssh vsftpd smbd nmbd samba-ad-dc etcd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
