@@ -1,0 +1,1 @@
+"""Quorus's Raft consensus backend. See ``docs/design/raft.md``."""
