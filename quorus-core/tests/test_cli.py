@@ -83,7 +83,6 @@ def test_overwrite_policies(source: Path, tmp_path: Path) -> None:
     ("args", "fragment"),
     [
         (["http:/broken", "{dst}"], "malformed URI 'http:/broken'"),
-        (["sftp://host/file", "{dst}"], "no protocol for scheme 'sftp': pip install quorus-sftp"),
         (["gopher://host/file", "{dst}"], "no protocol for scheme 'gopher'"),
         (["{src}", "{dst}", "--checksum", "sha256:12ab"], "invalid checksum 'sha256:12ab'"),
         (["{src}", "{dst}", "--checksum", "md5:" + "0" * 32], "unsupported algorithm 'md5'"),

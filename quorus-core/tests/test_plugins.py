@@ -29,10 +29,16 @@ def test_describe_names_distribution_and_version() -> None:
     assert file_info.target == "quorus.core.protocols.file:FileProtocol"
 
 
-def test_missing_protocol_names_the_distribution_to_install() -> None:
+def test_missing_protocol_names_the_distribution_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every Quorus protocol is installed in the workspace, so a well-known name that is not
+    # installed is added to the table for this test.
+    from quorus.core import plugins
+
+    monkeypatch.setitem(plugins.KNOWN_DISTRIBUTIONS, (PROTOCOLS, "gopher2"), "quorus-gopher")
     with pytest.raises(PluginNotFoundError) as excinfo:
-        PluginRegistry().load(PROTOCOLS, "sftp")
-    assert str(excinfo.value) == "no protocol for scheme 'sftp': pip install quorus-sftp"
+        PluginRegistry().load(PROTOCOLS, "gopher2")
+    assert str(excinfo.value) == "no protocol for scheme 'gopher2': pip install quorus-gopher"
+    assert missing_hint(PROTOCOLS, "sftp") == "no protocol for scheme 'sftp': pip install quorus-sftp"
     assert "quorus.protocols" in missing_hint(PROTOCOLS, "gopher")
 
 
@@ -122,3 +128,16 @@ def test_disabled_hook_plugin_is_not_registered(
 ) -> None:
     monkeypatch.setenv("QUORUS_DISABLE_PLUGINS", "counter")
     assert new_plugin_manager().get_plugin("counter") is None
+
+
+def test_consensus_and_storage_entry_points_resolve(tmp_path: Path) -> None:
+    from quorus.core.consensus.standalone import StandaloneBackend
+    from quorus.core.plugins import CONSENSUS, STORAGE
+    from quorus.core.storage import load_store
+    from quorus.core.storage.file import FileLogStore
+    from quorus.core.storage.memory import MemoryLogStore
+
+    assert PluginRegistry().load(CONSENSUS, "standalone") is StandaloneBackend
+    assert isinstance(load_store("file", tmp_path), FileLogStore)
+    assert isinstance(load_store("memory", None), MemoryLogStore)
+    assert "memory" in PluginRegistry().names(STORAGE)
