@@ -4,6 +4,6 @@ Reads and writes keep many requests in flight within the server's credits, resum
 offset, and are signed or encrypted as configured or as the server demands.
 """
 
-from quorus.protocols.smb.protocol import SmbProtocol
+from quorus.protocols.smb.protocol import SessionSecurity, SmbProtocol
 
-__all__ = ["SmbProtocol"]
+__all__ = ["SessionSecurity", "SmbProtocol"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 import anyio.to_thread
@@ -41,6 +42,33 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 445
 T = TypeVar("T")
+
+
+class _QuietLostConnection(logging.Filter):
+    """smbprotocol logs a traceback at ERROR when its receiver thread sees the connection
+    drop; the protocol reports that loss itself (as a transient error), once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("SMB receive worker died")
+
+
+# smbprotocol dumps whole messages (megabytes of data) at DEBUG: keep it at WARNING unless
+# the operator configured its logger explicitly.
+for _name in ("smbprotocol", "spnego"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+logging.getLogger("smbprotocol.connection").addFilter(_QuietLostConnection())
+
+
+@dataclass(frozen=True)
+class SessionSecurity:
+    """What was negotiated with a server for one share: for logs, audits and tests."""
+
+    dialect: str
+    signed: bool
+    encrypted: bool
+    max_read: int
+    max_write: int
 
 
 def split_path(location: Location) -> tuple[str, str]:
@@ -216,9 +244,24 @@ class SmbProtocol(TransferProtocol):
         await self._run(location, "creating the directory",
                         lambda session, tree, path: files.makedirs(session, tree, path))
 
+    async def security(self, location: Location) -> SessionSecurity:
+        """The dialect, signing, encryption and I/O sizes in force for ``location``'s share."""
+
+        def work(session: SmbSession, tree: TreeConnect, path: str) -> SessionSecurity:
+            dialect = int(session.connection.dialect)
+            return SessionSecurity(
+                dialect=f"{dialect >> 8:x}.{(dialect >> 4) & 0xF:x}.{dialect & 0xF:x}",
+                signed=bool(session.session.signing_required),
+                encrypted=bool(session.session.encrypt_data or tree.encrypt_data),
+                max_read=session.max_read,
+                max_write=session.max_write,
+            )
+
+        return await self._run(location, "negotiating", work)
+
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._pool.close)
 
 
-__all__ = ["DEFAULT_PORT", "SmbProtocol", "split_path"]
+__all__ = ["DEFAULT_PORT", "SessionSecurity", "SmbProtocol", "split_path"]
