@@ -36,16 +36,16 @@ def sha256_of(path: Path) -> str:
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Seconds and peak RSS (KiB) of ``command``."""
-    rss_file = tempfile.NamedTemporaryFile(delete=False)
-    rss_file.close()
-    wrapped = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *command] if os.path.exists(GNU_TIME) else command
+    fd, rss_path = tempfile.mkstemp()
+    os.close(fd)
+    wrapped = [GNU_TIME, "-f", "%M", "-o", rss_path, *command] if os.path.exists(GNU_TIME) else command
     start = time.perf_counter()
     done = subprocess.run(wrapped, env=env, capture_output=True, timeout=900, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {done.stderr.decode(errors='replace')[-2000:]}")
-    text = Path(rss_file.name).read_text().strip().splitlines()
-    os.unlink(rss_file.name)
+    text = Path(rss_path).read_text().strip().splitlines()
+    os.unlink(rss_path)
     return seconds, int(text[-1]) if text and text[-1].isdigit() else 0
 
 

@@ -49,9 +49,12 @@ def own_samba(tmp_path: Path) -> Iterator[SambaServer]:
 async def kill_and_restart_when(server: SambaServer, grown: Path, at_least: int) -> None:
     """Kill smbd (with its client processes) once ``grown`` has ``at_least`` bytes, then
     bring it back on the same port a moment later."""
-    with anyio.fail_after(30):
-        while not (grown.exists() and grown.stat().st_size >= at_least):
-            await anyio.sleep(0.02)
+    for _ in range(1500):  # polls a file another task writes: at most 30 s
+        if grown.exists() and grown.stat().st_size >= at_least:
+            break
+        await anyio.sleep(0.02)
+    else:
+        raise AssertionError(f"{grown} never reached {at_least} bytes")
     await anyio.to_thread.run_sync(server.kill)
     await anyio.sleep(0.5)
     await anyio.to_thread.run_sync(server.start)
