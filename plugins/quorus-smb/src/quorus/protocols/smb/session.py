@@ -18,7 +18,7 @@ from typing import Any
 from quorus.core.errors import ConfigurationError, TransientError
 from quorus.protocols.smb.errors import connection_lost, translate
 from quorus.protocols.smb.settings import DIALECTS, SmbSettings
-from smbprotocol.connection import Connection
+from smbprotocol.connection import Connection, Dialects
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
@@ -70,6 +70,11 @@ class SmbSession:
             self.session.connect()
         except Exception as exc:
             self._drop()
+            if settings.encrypt and "encryption is required" in str(exc):
+                raise ConfigurationError(
+                    f"smb://{host}:{port}: encryption was asked for (smb.encrypt=true) but the "
+                    f"negotiated dialect 0x{self.connection.dialect:04x} or the server cannot "
+                    "encrypt; SMB encryption needs SMB 3") from None
             raise translate(exc, f"smb://{host}:{port}: logging on as {username!r}") from None
         log.debug("smb://%s:%s: logged on as %r, dialect 0x%04x, signing %s, encryption %s, "
                   "max read %d, max write %d", host, port, username, self.connection.dialect,
@@ -105,12 +110,22 @@ class SmbSession:
             tree = self._trees.get(key)
             if tree is None:
                 tree = TreeConnect(self.session, rf"\\{self.host}\{share}")
+                # SMB 3.1.1 requires a signed TREE_CONNECT even when the session is not
+                # otherwise signed (MS-SMB2 3.2.4.2.4); smbprotocol signs by session only.
+                sign_once = (self.connection.dialect >= Dialects.SMB_3_1_1
+                             and not self.session.signing_required
+                             and not self.session.encrypt_data)
                 try:
+                    if sign_once:
+                        self.session.signing_required = True
                     tree.connect()
                 except Exception as exc:
                     if connection_lost(exc):
                         self.broken = True
                     raise translate(exc, f"smb://{self.host}:{self.port}/{share}") from None
+                finally:
+                    if sign_once:
+                        self.session.signing_required = False
                 self._trees[key] = tree
             return tree
 

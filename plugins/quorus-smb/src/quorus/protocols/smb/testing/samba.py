@@ -138,9 +138,9 @@ class SambaServer:
         for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "private").chmod(0o700)
-        shares = {SHARE: ("no", "if_required"), READ_ONLY_SHARE: ("yes", "if_required"),
+        shares = {SHARE: ("no", "default"), READ_ONLY_SHARE: ("yes", "default"),
                   ENCRYPTED_SHARE: ("no", "required")}
-        shares.update({name: ("no", "if_required") for name in self.extra_shares})
+        shares.update({name: ("no", "default") for name in self.extra_shares})
         text = _GLOBAL.format(port=self.port, root=self.root, signing=self.signing,
                               max_io=self.max_io)
         for name, (read_only, encrypt) in shares.items():
