@@ -61,6 +61,9 @@ class Capabilities:
       :meth:`WriteStream.abort` leaving nothing visible.
     - ``listing``, ``delete``: the corresponding operations are available.
     - ``chunk_size``: the read size this protocol performs best with.
+    - ``max_streams``: how many ranged reads of one file at once serve it faster than one
+      (1: no gain). The engine reads large files as that many parallel streams, delivered in
+      order, when ``ranged_read`` is true.
     """
 
     ranged_read: bool = False
@@ -69,6 +72,7 @@ class Capabilities:
     listing: bool = False
     delete: bool = False
     chunk_size: int = 1024 * 1024
+    max_streams: int = 1
 
 
 class ReadStream(abc.ABC):

@@ -74,6 +74,9 @@ def cli(verbose: int) -> None:
 @click.option("--no-create-dirs", is_flag=True, help="Fail if the destination directory is missing.")
 @click.option("--mode", metavar="OCTAL", help="File mode of the destination, e.g. 640.")
 @click.option("--timeout", metavar="DURATION", help="Time limit for each attempt, e.g. 10m.")
+@click.option("--streams", type=click.IntRange(min=1), metavar="N",
+              help="Read a large source (64 MiB or more) as N parallel ranged streams, still "
+                   "written in order and verified by one SHA-256 (default: the protocol's choice).")
 @click.option("-o", "--option", "options", multiple=True, metavar="SCHEME.KEY=VALUE",
               help="Protocol option, e.g. -o https.ca_bundle=ca.pem -o http.bearer_token=env:TOKEN.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
@@ -93,6 +96,7 @@ def transfer(
     no_create_dirs: bool,
     mode: str | None,
     timeout: str | None,
+    streams: int | None,
     options: tuple[str, ...],
     as_json: bool,
     progress: str,
@@ -115,6 +119,7 @@ def transfer(
             mode=_parse_mode(mode),
             bandwidth_limit=parse_rate(bwlimit, what="--bwlimit") if bwlimit else None,
             attempt_timeout=parse_duration(timeout, what="--timeout") if timeout else None,
+            streams=streams,
         )
         protocol_options = parse_protocol_options(options)
     except ConfigurationError as exc:

@@ -30,6 +30,7 @@ from quorus.core.engine.model import (
 from quorus.core.engine.pipeline import pump
 from quorus.core.engine.progress import ProgressCallback, ProgressTracker
 from quorus.core.engine.ratelimit import RateLimiter
+from quorus.core.engine.striped import DEFAULT_CUTOFF, DEFAULT_STRIPE_SIZE, open_source
 from quorus.core.errors import (
     ChecksumMismatchError,
     DestinationExistsError,
@@ -66,7 +67,9 @@ class TransferEngine:
     ``env:NAME`` or ``file:/path`` references, CA bundles, timeouts, ...). At most
     ``max_concurrent`` transfers run at once; more wait their turn. ``protocols`` maps a
     scheme to a ready-made protocol instance to use instead of loading its plugin; the caller
-    keeps ownership of those (the engine does not close them).
+    keeps ownership of those (the engine does not close them). Sources with at least
+    ``stream_cutoff`` bytes left are read as several parallel ranged streams of ``stripe_size``
+    pieces when their protocol benefits (see :mod:`quorus.core.engine.striped`).
 
     Use as an async context manager, or call :meth:`aclose` when done.
     """
@@ -79,6 +82,8 @@ class TransferEngine:
         max_concurrent: int = 4,
         plugins: pluggy.PluginManager | None = None,
         plugin_registry: PluginRegistry | None = None,
+        stream_cutoff: int = DEFAULT_CUTOFF,
+        stripe_size: int = DEFAULT_STRIPE_SIZE,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -89,6 +94,9 @@ class TransferEngine:
         self._limiter: anyio.CapacityLimiter | None = None
         self._pm = plugins if plugins is not None else plugin_manager()
         self._registry = plugin_registry if plugin_registry is not None else registry()
+        #: Sources with at least this much left to read may be read as parallel streams.
+        self.stream_cutoff = stream_cutoff
+        self.stripe_size = stripe_size
 
     async def __aenter__(self) -> Self:
         return self
@@ -311,7 +319,10 @@ class TransferEngine:
 
         self._notify("quorus_transfer_started", request=request, attempt=attempt, offset=offset)
         limiter = RateLimiter(request.bandwidth_limit) if request.bandwidth_limit else None
-        async with await src.open_read(request.source, offset) as reader:
+        async with await open_source(
+            src, request.source, info, offset, streams=request.streams,
+            cutoff=self.stream_cutoff, stripe_size=self.stripe_size,
+        ) as reader:
             current = reader.info
             if offset and resume.source_changed(info, current):
                 raise SourceChangedError(

@@ -166,6 +166,8 @@ class TransferRequest:
     bandwidth_limit: int | None = None
     #: Seconds one attempt may take; ``None`` for no limit.
     attempt_timeout: float | None = None
+    #: Parallel ranged streams to read a large source with; ``None``: the protocol's choice.
+    streams: int | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod

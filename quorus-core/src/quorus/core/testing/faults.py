@@ -44,7 +44,8 @@ class _FaultyReadStream(ReadStream):
 
 
 class FaultyProtocol(TransferProtocol):
-    """Wraps ``inner``; the first ``times`` read streams fail after ``after_bytes`` bytes."""
+    """Wraps ``inner``; the first ``times`` read streams (after ``healthy_first`` good ones)
+    fail after ``after_bytes`` bytes."""
 
     def __init__(
         self,
@@ -53,8 +54,10 @@ class FaultyProtocol(TransferProtocol):
         after_bytes: int = 0,
         times: int = 1,
         make_error: Callable[[], TransferError] | None = None,
+        healthy_first: int = 0,
     ) -> None:
         super().__init__({})
+        self.healthy_first = healthy_first
         self.inner = inner
         self.after_bytes = after_bytes
         self.remaining_failures = times
@@ -77,7 +80,7 @@ class FaultyProtocol(TransferProtocol):
         self.open_streams += 1
         self.max_open_streams = max(self.max_open_streams, self.open_streams)
         fail_after = None
-        if self.remaining_failures > 0:
+        if self.opened_reads > self.healthy_first and self.remaining_failures > 0:
             self.remaining_failures -= 1
             fail_after = self.after_bytes
         return _FaultyReadStream(stream, self, fail_after)
