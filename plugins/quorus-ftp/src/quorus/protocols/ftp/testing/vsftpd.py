@@ -203,8 +203,11 @@ class VsftpdServer:
         process = self._process
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        # vsftpd's per-connection processes make themselves session leaders, so a signal
+        # to the listener's process group misses them: kill the whole tree by parentage.
+        for pid in [process.pid, *_descendants(process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait(timeout=10)
         self._process = None
 
@@ -278,6 +281,25 @@ class VsftpdServer:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"vsftpd did not listen on {HOST}:{self.port} in {_STARTUP_SECONDS} s")
+
+
+def _descendants(root: int) -> list[int]:
+    """The processes below ``root``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _ensure_traversable(directory: Path) -> None:
