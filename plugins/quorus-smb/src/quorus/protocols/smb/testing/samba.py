@@ -101,6 +101,7 @@ class SambaServer:
     username: str = "root"
     port: int = 0
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _configured: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -159,8 +160,9 @@ class SambaServer:
 
     def start(self) -> None:
         """Start smbd (writing the configuration the first time) and wait for its port."""
-        if not self.config.exists():
+        if not self._configured:  # a directory used before may hold another port's config
             self.write_config()
+            self._configured = True
         log = (self.root / "log" / "smbd.out").open("ab")
         self._process = subprocess.Popen(
             [SMBD, "--foreground", "--no-process-group", "--debug-stdout",
