@@ -25,12 +25,15 @@ log = logging.getLogger(__name__)
 #: OpenSSH's sftp-server answers reads of at most 256 KiB less its packet header; asking for
 #: more only makes it return short reads. Servers announcing other limits are followed.
 DEFAULT_BLOCK_SIZE = 255 * 1024
-DEFAULT_MAX_REQUESTS = 64
+#: Requests in flight per stream. About 2 MiB outstanding fills a loopback or LAN link; more
+#: only piles data up in sshd's and asyncssh's buffers. Measured on 2 cores (256 MiB over
+#: loopback, 3 rounds): 8 requests read 1.5-2.5x faster than 64, and wrote 1.5-2.5x faster.
+DEFAULT_MAX_REQUESTS = 8
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_KEEPALIVE = 15.0
 #: SSH channel window and packet size: a wide window keeps many replies in flight.
-DEFAULT_WINDOW = 16 * 1024 * 1024
+DEFAULT_WINDOW = 8 * 1024 * 1024
 DEFAULT_PACKET_SIZE = 256 * 1024
 #: AES-GCM first: it runs on the CPU's AES instructions through OpenSSL, several times faster
 #: per byte than asyncssh's ChaCha20-Poly1305. The rest is asyncssh's usual order.
