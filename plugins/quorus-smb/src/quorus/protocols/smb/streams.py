@@ -82,6 +82,16 @@ class SmbReadStream(ReadStream):
         self._done = offset >= end
         self._closed = False
 
+    @property
+    def in_flight(self) -> int:
+        """READ requests sent and not yet collected."""
+        return len(self._pending)
+
+    @property
+    def block(self) -> int:
+        """Bytes asked for per READ."""
+        return self._block
+
     def _fill(self) -> None:
         session, tree, handle = self._file.session, self._file.tree, self._file.handle
         while len(self._pending) < self._depth and self._next < self._end:
@@ -164,6 +174,16 @@ class SmbWriteStream(WriteStream):
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def in_flight(self) -> int:
+        """WRITE requests sent and not yet acknowledged."""
+        return len(self._pending)
+
+    @property
+    def block(self) -> int:
+        """Bytes sent per WRITE at most."""
+        return self._block
 
     def _reap_one(self) -> None:
         request, wanted = self._pending.popleft()
