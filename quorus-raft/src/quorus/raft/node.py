@@ -246,9 +246,11 @@ class RaftNode(ConsensusBackend):
             self._ticks += 1
             self._wakeup.set()
 
-    def _not_leader(self) -> ConsensusNotLeader:
+    def _not_leader(self, *, maybe_committed: bool = False) -> ConsensusNotLeader:
         leader = self._leader if self._leader != self.node_id else None
-        return ConsensusNotLeader(leader, self._addresses.get(leader) if leader else None)
+        return ConsensusNotLeader(
+            leader, self._addresses.get(leader) if leader else None, maybe_committed=maybe_committed
+        )
 
     async def propose(self, command: bytes) -> Any:
         if command.startswith(ADDRESS_MARK):
@@ -420,7 +422,7 @@ class RaftNode(ConsensusBackend):
         if was_leader and soft.role is not Role.LEADER:
             # The outcome of proposals in flight is unknown now: they may still commit under
             # the next leader, or be overwritten. Their callers are told at once.
-            error = self._not_leader()
+            error = self._not_leader(maybe_committed=True)
             for _, waiter in self._pending.values():
                 waiter.fail(error)
             self._pending.clear()

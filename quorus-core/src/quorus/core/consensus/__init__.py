@@ -34,13 +34,25 @@ class ConsensusError(QuorusError):
 
 class NotLeader(ConsensusError):
     """This node is not the leader. ``leader_id`` and ``leader_address`` say where the leader
-    is when this node knows (``None`` during an election)."""
+    is when this node knows (``None`` during an election).
 
-    def __init__(self, leader_id: str | None = None, leader_address: str | None = None) -> None:
+    ``maybe_committed`` is true when the command had already been appended to the log before
+    this node lost leadership: it may still commit under the next leader, so a caller must not
+    assume it had no effect (retry only what is idempotent)."""
+
+    def __init__(
+        self,
+        leader_id: str | None = None,
+        leader_address: str | None = None,
+        *,
+        maybe_committed: bool = False,
+    ) -> None:
         where = f"; the leader is {leader_id} at {leader_address}" if leader_id else ""
-        super().__init__(f"this node is not the leader{where}")
+        maybe = " (the command may still commit)" if maybe_committed else ""
+        super().__init__(f"this node is not the leader{where}{maybe}")
         self.leader_id = leader_id
         self.leader_address = leader_address
+        self.maybe_committed = maybe_committed
 
 
 class ConsensusUnavailable(ConsensusError):
