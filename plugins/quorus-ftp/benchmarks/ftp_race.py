@@ -26,10 +26,10 @@ QUORUS = str(Path(sys.executable).parent / "quorus")
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int | None]:
     """Wall seconds and peak RSS (KiB, from GNU time) of ``command``."""
-    rss_file = tempfile.NamedTemporaryFile(delete=False)
-    rss_file.close()
+    handle, rss_path = tempfile.mkstemp(suffix=".rss")
+    os.close(handle)
     gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
-    full = [gnu_time, "-f", "%M", "-o", rss_file.name, *command] if gnu_time else command
+    full = [gnu_time, "-f", "%M", "-o", rss_path, *command] if gnu_time else command
     subprocess.run(["sync"], check=True)
     started = time.perf_counter()
     done = subprocess.run(full, capture_output=True, text=True, env={**os.environ, **(env or {})},
@@ -37,8 +37,8 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {done.stderr[-2000:]}")
-    text = Path(rss_file.name).read_text().strip()
-    os.unlink(rss_file.name)
+    text = Path(rss_path).read_text().strip()
+    os.unlink(rss_path)
     return seconds, int(text.splitlines()[-1]) if text else None
 
 

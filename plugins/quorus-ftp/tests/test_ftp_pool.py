@@ -74,3 +74,21 @@ async def test_listing_names_sizes_and_directories(
         info = await protocol.stat(ftp_dir[1].with_path(ftp_dir[1].path + "/with space.txt"))
         assert info.mtime is not None
         assert abs(info.mtime - (ftp_dir[0] / "with space.txt").stat().st_mtime) < 2
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced(server_home: Path) -> None:
+    with VsftpdServer(server_home / "restarted") as server:
+        (server.files / "f.bin").write_bytes(b"abc")
+        location = Location("ftp", server.host, server.port, "/files/f.bin")
+        async with FtpProtocol(server.options()) as protocol:
+            assert (await protocol.stat(location)).size == 3
+            server.kill()
+            server.start()
+            for _ in range(100):  # until the loop has seen the old connection close (<= 2 s)
+                if protocol.pool._slots and all(
+                    c.dropped() for slot in protocol.pool._slots.values() for c in slot.idle
+                ):
+                    break
+                await anyio.sleep(0.02)
+            assert (await protocol.stat(location)).size == 3
+            assert protocol.pool.logins == 2

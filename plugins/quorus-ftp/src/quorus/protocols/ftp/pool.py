@@ -37,6 +37,18 @@ class Connection:
     endpoint: Endpoint
     last_used: float = field(default_factory=time.monotonic)
 
+    def dropped(self) -> bool:
+        """True when the server has already closed the connection (seen without a round trip:
+        the event loop keeps reading the socket, so its end or error is already recorded)."""
+        stream = self.client._stream
+        if stream is None:
+            return True
+        return (
+            stream.reader.at_eof()
+            or stream.reader.exception() is not None
+            or stream.writer.transport.is_closing()
+        )
+
     def close(self) -> None:
         """Drop the connection at once, without a TLS close_notify exchange."""
         stream = self.client._stream
@@ -72,6 +84,9 @@ class ConnectionPool:
         try:
             while slot.idle:
                 connection = slot.idle.pop()
+                if connection.dropped():
+                    connection.close()
+                    continue
                 if time.monotonic() - connection.last_used < self._idle_check:
                     return connection
                 try:
