@@ -51,3 +51,18 @@ def test_trio_is_refused_with_a_clear_error() -> None:
 
     with pytest.raises(ConfigurationError, match="asyncio only"):
         trio.run(stat)
+
+
+def test_pooled_padding_is_fresh_randomness_of_the_asked_size() -> None:
+    import asyncssh.connection
+    from quorus.protocols.sftp import padding
+
+    padding.install()
+    padding.install()
+    pooled = vars(asyncssh.connection)["os"]
+    pieces = [pooled.urandom(size) for size in (4, 255, 17) * 2000]
+    assert [len(piece) for piece in pieces] == [4, 255, 17] * 2000
+    longer = [piece for piece in pieces if len(piece) > 4]  # 4 bytes may repeat by chance
+    assert len(set(longer)) == len(longer)
+    assert len(pooled.urandom(4096)) == 4096
+    assert pooled.getpid is __import__("os").getpid

@@ -36,6 +36,7 @@ from quorus.core.protocol import (
 )
 from quorus.core.secrets import Secret
 from quorus.core.uri import Location
+from quorus.protocols.sftp import padding
 from quorus.protocols.sftp.errors import TRANSLATED, connection_error, io_error
 from quorus.protocols.sftp.pool import Endpoint, Session, SessionPool
 from quorus.protocols.sftp.settings import (
@@ -144,6 +145,7 @@ class SftpProtocol(TransferProtocol):
                     "(option known_hosts), or turn checking off with verify_host_key=false",
                     retryable=False,
                 ) from None
+        padding.install()
         arguments = self.settings.connect_arguments(
             endpoint.username, self._passwords.get(endpoint), self._client_keys
         )
