@@ -92,3 +92,23 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced(server_home: P
                 await anyio.sleep(0.02)
             assert (await protocol.stat(location)).size == 3
             assert protocol.pool.logins == 2
+
+
+async def test_engine_reads_one_file_as_parallel_ranged_streams(
+    vsftpd: VsftpdServer, ftp_dir: tuple[Path, Location], tmp_path: Path
+) -> None:
+    from quorus.core import TransferEngine, TransferRequest, TransferStatus
+
+    data = payload_bytes(6 * 1024 * 1024 + 77, seed=33)
+    (ftp_dir[0] / "s.bin").write_bytes(data)
+    source = ftp_dir[1].with_path(ftp_dir[1].path + "/s.bin")
+    protocol = FtpProtocol(vsftpd.options())
+    async with protocol, TransferEngine(
+        protocols={"ftp": protocol}, stream_cutoff=1024 * 1024, stripe_size=1024 * 1024
+    ) as engine:
+        result = await engine.transfer(TransferRequest.create(
+            source, str(tmp_path / "s.bin"), streams=3,
+            checksum="sha256:" + hashlib.sha256(data).hexdigest()))
+        assert result.status is TransferStatus.COMPLETED, result.error
+        assert 2 <= protocol.pool.logins <= 3
+    assert (tmp_path / "s.bin").read_bytes() == data
