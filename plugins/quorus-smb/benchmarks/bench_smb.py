@@ -4,7 +4,7 @@ Usage (as root): python bench_smb.py [--size-mib 1024] [--runs 3] [--workdir DIR
 
 Starts :class:`~quorus.protocols.smb.testing.SambaServer` in ``--workdir``, makes a random
 file, then times in rounds: ``quorus transfer`` download and upload (SHA-256 verified by the
-engine), ``smbclient get``/``put`` (-m SMB3) and ``rclone copyto`` with its smb backend.
+engine; once with the default, signed, and once with ``smb.signing=auto``), ``smbclient get``/``put`` (-m SMB3) and ``rclone copyto`` with its smb backend.
 Each command runs under GNU time for its peak RSS. Prints a Markdown table of medians.
 """
 
@@ -88,11 +88,15 @@ def main() -> None:
         cases: dict[str, tuple[list[str], Path]] = {
             "download quorus": ([quorus, "transfer", url("source.bin"), str(local / "q-dl.bin"), *qopts],
                                 local / "q-dl.bin"),
+            "download quorus signing=auto": ([quorus, "transfer", url("source.bin"), str(local / "qa-dl.bin"),
+                                              *qopts, "-o", "smb.signing=auto"], local / "qa-dl.bin"),
             "download smbclient": ([*smbclient, "-c", f"get source.bin {local / 's-dl.bin'}"],
                                    local / "s-dl.bin"),
             "download rclone": ([*rclone, "copyto", f":smb:{SHARE}/source.bin", str(local / "r-dl.bin")],
                                 local / "r-dl.bin"),
             "upload quorus": ([quorus, "transfer", str(source), url("q-up.bin"), *qopts], share / "q-up.bin"),
+            "upload quorus signing=auto": ([quorus, "transfer", str(source), url("qa-up.bin"), *qopts,
+                                            "-o", "smb.signing=auto"], share / "qa-up.bin"),
             "upload smbclient": ([*smbclient, "-c", f"put {source} s-up.bin"], share / "s-up.bin"),
             "upload rclone": ([*rclone, "copyto", str(source), f":smb:{SHARE}/r-up.bin"], share / "r-up.bin"),
         }
