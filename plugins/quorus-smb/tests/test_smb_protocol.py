@@ -215,3 +215,23 @@ def test_locations_are_checked() -> None:
 def test_bad_options_are_configuration_errors(options: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError):
         SmbProtocol(options)
+
+
+async def test_engine_striped_download_over_one_session(
+    share_dir: tuple[Path, Location], smb_options: dict[str, str], tmp_path: Path
+) -> None:
+    """The engine's parallel ranged streams read one file through one pooled session."""
+    from quorus.core import TransferEngine, TransferRequest, TransferStatus
+
+    directory, base = share_dir
+    (directory / "striped.bin").write_bytes(DATA)
+    digest = "sha256:" + hashlib.sha256(DATA).hexdigest()
+    async with TransferEngine(protocol_options={"smb": smb_options}, stream_cutoff=MIB,
+                              stripe_size=2 * MIB) as engine:
+        result = await engine.transfer(TransferRequest.create(
+            at(base, "striped.bin"), str(tmp_path / "striped.out"), checksum=digest, streams=4))
+        protocol = engine.protocol(base)
+        assert isinstance(protocol, SmbProtocol)
+        assert len(protocol._pool._sessions) == 1
+    assert result.status is TransferStatus.COMPLETED, result.error
+    assert (tmp_path / "striped.out").read_bytes() == DATA
