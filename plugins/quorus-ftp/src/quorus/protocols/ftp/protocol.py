@@ -47,6 +47,7 @@ from quorus.protocols.ftp.settings import DEFAULT_IDLE_CHECK, FtpSettings
 from quorus.protocols.ftp.streams import DataChannel, EmptyReadStream, FtpReadStream, FtpWriteStream
 
 DEFAULT_PORT = 21
+DATA_BUFFER_LIMIT = 256 * 1024
 ANONYMOUS = "anonymous"
 
 
@@ -352,9 +353,10 @@ async def _passive_connection(
     if host is None or host == "0.0.0.0":
         host = endpoint.host
     with anyio.fail_after(connect_timeout):
-        # Large socket reads: the StreamReader hands out whatever the transport read, and
-        # its limit decides how much it buffers before pausing the socket.
-        return await asyncio.open_connection(host, port, limit=4 * 1024 * 1024)
+        # The StreamReader buffers up to twice its limit before pausing the socket. Kept
+        # small on purpose: a bytearray that is both consumed from the front and extended
+        # is copied whole whenever it grows, which at several MiB cost more than the data.
+        return await asyncio.open_connection(host, port, limit=DATA_BUFFER_LIMIT)
 
 
 async def _stat(client: aioftp.Client, location: Location) -> FileInfo:

@@ -89,9 +89,22 @@ class FtpReadStream(ReadStream):
             await self._finish(early=True)
             return b""
         channel = self._channel
+        wanted = min(self._chunk_size, self._remaining)
         try:
             with anyio.fail_after(channel.timeout):
-                data = await channel.reader.read(min(self._chunk_size, self._remaining))
+                data = await channel.reader.read(wanted)
+                if data and len(data) < wanted:
+                    # Whole blocks for the engine (one worker-thread hop per block), gathered
+                    # from what the socket delivered so far and what follows at once.
+                    pieces = [data]
+                    size = len(data)
+                    while size < wanted:
+                        piece = await channel.reader.read(wanted - size)
+                        if not piece:
+                            break
+                        pieces.append(piece)
+                        size += len(piece)
+                    data = b"".join(pieces)
         except Exception as exc:
             self._done = True
             channel.release(reusable=False)
