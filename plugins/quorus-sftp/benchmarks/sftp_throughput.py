@@ -38,6 +38,7 @@ class Case:
     output: Path
     seconds: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     failure: str | None = None
 
 
@@ -126,27 +127,30 @@ def run(server: OpenSshServer, work: Path, size_mib: int, runs: int, only: str) 
             case.output.unlink(missing_ok=True)
             subprocess.run(["sync"], check=True)
             started = time.perf_counter()
-            done = subprocess.run([GNU_TIME, "-f", "%M", *case.command],
+            done = subprocess.run([GNU_TIME, "-f", "%M %U %S", *case.command],
                                   capture_output=True, text=True, timeout=600, check=False)
             elapsed = time.perf_counter() - started
             if done.returncode != 0 or not case.output.exists() or case.output.stat().st_size != size:
                 case.failure = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 continue
             case.seconds.append(elapsed)
-            case.rss_kib.append(int(done.stderr.strip().splitlines()[-1]))
+            rss, user, system = done.stderr.strip().splitlines()[-1].split()
+            case.rss_kib.append(int(rss))
+            case.cpu.append(float(user) + float(system))
             print(f"round {round_number + 1}: {case.direction:8} {case.tool:32} "
-                  f"{size / elapsed / 1e6:8.1f} MB/s  rss {case.rss_kib[-1] / 1024:.0f} MiB",
-                  flush=True)
+                  f"{size / elapsed / 1e6:8.1f} MB/s  rss {case.rss_kib[-1] / 1024:.0f} MiB  "
+                  f"client cpu {case.cpu[-1]:.2f} s", flush=True)
     print()
-    print("| direction | tool | MB/s median | min | max | peak RSS MiB |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| direction | tool | MB/s median | min | max | peak RSS MiB | client CPU s (median) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for case in cases:
         if case.failure:
-            print(f"| {case.direction} | {case.tool} | FAILED: {case.failure} | | | |")
+            print(f"| {case.direction} | {case.tool} | FAILED: {case.failure} | | | | |")
             continue
         rates = [size / seconds / 1e6 for seconds in case.seconds]
         print(f"| {case.direction} | {case.tool} | {statistics.median(rates):.0f} | "
-              f"{min(rates):.0f} | {max(rates):.0f} | {max(case.rss_kib) / 1024:.0f} |")
+              f"{min(rates):.0f} | {max(rates):.0f} | {max(case.rss_kib) / 1024:.0f} | "
+              f"{statistics.median(case.cpu):.2f} |")
 
 
 if __name__ == "__main__":
