@@ -91,7 +91,6 @@ class OpenSshServer:
         self.known_hosts = root / "known_hosts"
         self.log = root / "sshd.log"
         self._process: subprocess.Popen[bytes] | None = None
-        self._made_privsep_dir = False
 
     # --- set-up ----------------------------------------------------------------------
 
@@ -118,8 +117,8 @@ class OpenSshServer:
             sftp_server=SFTP_SERVER if os.access(SFTP_SERVER, os.X_OK) else "internal-sftp",
         ))
         if not PRIVSEP_DIR.is_dir():
+            # Left in place afterwards: another sshd on this machine may need it by then.
             PRIVSEP_DIR.mkdir(mode=0o755, parents=True)
-            self._made_privsep_dir = True
 
     def authorize(self, key: asyncssh.SSHKey) -> None:
         """Let ``key`` log in (as any user: the authorized_keys file is shared)."""
@@ -161,9 +160,6 @@ class OpenSshServer:
     def stop(self) -> None:
         """Stop sshd and its sessions."""
         self.kill()
-        if self._made_privsep_dir:
-            shutil.rmtree(PRIVSEP_DIR, ignore_errors=True)
-            self._made_privsep_dir = False
 
     def __enter__(self) -> Self:
         self.start()
