@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import hmac
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -146,7 +147,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    anyio.run(run, args)
+    profile_to = os.environ.get("QUORUS_KV_PROFILE")
+    if not profile_to:
+        anyio.run(run, args)
+        return
+    # For finding hot spots: the profile of this node is written when it stops (SIGTERM).
+    import cProfile
+
+    with cProfile.Profile() as profiler:
+        anyio.run(run, args)
+    profiler.dump_stats(f"{profile_to}.{args.id}")
 
 
 if __name__ == "__main__":

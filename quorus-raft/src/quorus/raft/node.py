@@ -55,6 +55,15 @@ _ctx = itertools.count(1)
 
 
 @dataclass(slots=True)
+class _SyncJob:
+    """A written Ready waiting for its fsync: what to acknowledge and send once durable."""
+
+    index: int | None
+    term: int
+    after: list[Message]
+
+
+@dataclass(slots=True)
 class _Waiter:
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Any = None
@@ -127,6 +136,11 @@ class RaftNode(ConsensusBackend):
         self._role = Role.FOLLOWER
         self._term = 0
         self._leader_changed = anyio.Event()
+        self._syncs: deque[_SyncJob] = deque()
+        self._sync_wakeup = anyio.Event()
+        self._synced = anyio.Event()
+        self._syncing = False
+        self._poked = False
         self.fsyncs = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -163,6 +177,7 @@ class RaftNode(ConsensusBackend):
             await self.__aexit__(None, None, None)
             raise
         self._task_group.start_soon(self._ticker)
+        self._task_group.start_soon(self._syncer)
         self._task_group.start_soon(self._drive)
         log.info("raft node %s started (applied %d)", self.node_id, self._applied)
         return self
@@ -329,6 +344,7 @@ class RaftNode(ConsensusBackend):
             if not self._has_input():
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
+            self._poked = False
             self._feed(core)
             rd = core.ready()
             if rd:
@@ -336,7 +352,12 @@ class RaftNode(ConsensusBackend):
 
     def _has_input(self) -> bool:
         return bool(
-            self._inbox or self._ticks or self._proposals or self._read_requests or self._calls
+            self._poked
+            or self._inbox
+            or self._ticks
+            or self._proposals
+            or self._read_requests
+            or self._calls
         )
 
     def _feed(self, core: RaftCore) -> None:
@@ -384,10 +405,27 @@ class RaftNode(ConsensusBackend):
             transport.send(message.dst, message)
         if rd.truncate_from is not None:
             self._fail_from(rd.truncate_from)
-        if rd.must_persist():
-            await self._persist(core, rd)
-        for message in rd.messages_after_persist:
-            transport.send(message.dst, message)
+        if rd.snapshot is not None or rd.snapshot_chunks:
+            # Rare: wait for the syncs in flight, then install and sync in line.
+            await self._drain_syncs()
+            await self._persist_snapshot(core, rd)
+            for message in rd.messages_after_persist:
+                transport.send(message.dst, message)
+        elif rd.must_persist():
+            self._write(rd)
+            self._syncs.append(_SyncJob(
+                rd.entries[-1].index if rd.entries else None,
+                rd.entries[-1].term if rd.entries else 0,
+                rd.messages_after_persist,
+            ))
+            self._sync_wakeup.set()
+        elif self._syncs or self._syncing:
+            # Nothing to write, but what it sends must still follow earlier writes.
+            self._syncs.append(_SyncJob(None, 0, rd.messages_after_persist))
+            self._sync_wakeup.set()
+        else:
+            for message in rd.messages_after_persist:
+                transport.send(message.dst, message)
         if rd.committed:
             self._apply(rd.committed)
             core.applied(self._applied)
@@ -435,16 +473,10 @@ class RaftNode(ConsensusBackend):
         for at in [i for i in self._pending if i >= index]:
             self._pending.pop(at)[1].fail(error)
 
-    async def _persist(self, core: RaftCore, rd: Ready) -> None:
+    def _write(self, rd: Ready) -> None:
+        """Hand a Ready's log writes to the store (buffered; made durable by the syncer)."""
         store = self._store
         assert store is not None
-        started = time.perf_counter()
-        installed: SnapshotMeta | None = None
-        for chunk in rd.snapshot_chunks:
-            self._receive_chunk(chunk.meta, chunk.offset, chunk.data)
-        if rd.snapshot is not None:
-            installed = rd.snapshot
-            await self._install_snapshot(installed)
         if rd.truncate_from is not None:
             store.truncate_from(rd.truncate_from)
         if rd.entries:
@@ -452,9 +484,53 @@ class RaftNode(ConsensusBackend):
         if rd.hard_state is not None:
             hs = rd.hard_state
             store.set_hard_state(StoredHardState(hs.term, hs.vote, hs.commit))
+
+    async def _syncer(self) -> None:
+        """Make written Readies durable: one fsync for everything queued, in a worker thread,
+        while the driver goes on writing the next ones; then acknowledge them in order."""
+        store, core, transport = self._store, self._core, self._transport
+        assert store is not None and core is not None and transport is not None  # noqa: PT018
+        while True:
+            if not self._syncs:
+                await self._sync_wakeup.wait()
+                self._sync_wakeup = anyio.Event()
+                continue
+            jobs, self._syncs = self._syncs, deque()
+            self._syncing = True
+            started = time.perf_counter()
+            try:
+                finish = store.begin_sync()
+                await anyio.to_thread.run_sync(finish, abandon_on_cancel=False)
+            finally:
+                self._syncing = False
+            self.fsyncs += 1
+            self._metric("raft.fsync.latency_ms", "histogram", (time.perf_counter() - started) * 1e3)
+            for job in jobs:
+                if job.index is not None:
+                    core.persisted(job.index, job.term)
+                for message in job.after:
+                    transport.send(message.dst, message)
+            self._poked = True
+            self._wakeup.set()
+            if not self._syncs:
+                self._synced.set()
+                self._synced = anyio.Event()
+
+    async def _drain_syncs(self) -> None:
+        while self._syncs or self._syncing:
+            await self._synced.wait()
+
+    async def _persist_snapshot(self, core: RaftCore, rd: Ready) -> None:
+        store = self._store
+        assert store is not None
+        for chunk in rd.snapshot_chunks:
+            self._receive_chunk(chunk.meta, chunk.offset, chunk.data)
+        installed = rd.snapshot
+        if installed is not None:
+            await self._install_snapshot(installed)
+        self._write(rd)
         await anyio.to_thread.run_sync(store.sync, abandon_on_cancel=False)
         self.fsyncs += 1
-        self._metric("raft.fsync.latency_ms", "histogram", (time.perf_counter() - started) * 1e3)
         if installed is not None:
             core.persisted(installed.index, installed.term)
         if rd.entries:

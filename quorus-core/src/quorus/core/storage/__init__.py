@@ -14,7 +14,7 @@ fsync — a backend batches a group of proposals, votes and appends into one syn
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -142,6 +142,17 @@ class LogStore(abc.ABC):
     def sync(self) -> None:
         """Make every append, truncation and hard state since the last sync durable."""
 
+    def begin_sync(self) -> Callable[[], None]:
+        """Start a sync that can finish in another thread while this store takes more writes.
+
+        Everything written before the call is handed to the operating system now; the
+        returned function (blocking, safe to call from a worker thread while the store is
+        used) makes it durable. This lets a backend write the next batch during the fsync of
+        the previous one. The default syncs at once and returns a no-op.
+        """
+        self.sync()
+        return _nothing
+
     @abc.abstractmethod
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[LogEntry]:
         """Entries with ``lo <= index < hi``; with ``max_bytes``, stop once the data of the
@@ -200,6 +211,10 @@ class LogStore(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _nothing() -> None:
+    return None
 
 
 def load_store(name: str, directory: Path | None, options: Mapping[str, Any] | None = None) -> LogStore:

@@ -27,7 +27,7 @@ import os
 import struct
 import zlib
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,10 @@ MAX_RECORD = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 #: Appends are buffered in memory up to this size before being handed to the kernel.
 _WRITE_BUFFER = 1024 * 1024
+
+
+def _nothing() -> None:
+    return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -473,6 +477,34 @@ class FileLogStore(LogStore):
         self._hard_state = state
         self._write_record(_REC_STATE, _encode_state(state))
         self._unsynced = True
+
+    def begin_sync(self) -> Callable[[], None]:
+        self._require_open()
+        if not self._unsynced:
+            return _nothing
+        self._flush()
+        # Duplicates keep the files open for the fsync even if the store rolls to a new
+        # segment (and closes the old one) meanwhile.
+        fds = [os.dup(fd) for fd in [*self._dirty_fds, self._fd]]
+        for fd in self._dirty_fds:
+            os.close(fd)
+        self._dirty_fds.clear()
+        new_entry, self._new_dir_entry = self._new_dir_entry, False
+        self._unsynced = False
+        log_dir = self.log_dir
+
+        def finish() -> None:
+            try:
+                for fd in fds:
+                    os.fdatasync(fd)
+                if new_entry:
+                    _fsync_dir(log_dir)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            self.syncs += 1
+
+        return finish
 
     def sync(self) -> None:
         self._require_open()
