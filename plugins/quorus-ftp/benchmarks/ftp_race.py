@@ -107,12 +107,17 @@ def race(server: VsftpdServer, home: Path, args: argparse.Namespace) -> None:
             for name, command, cenv in cases[direction]:
                 for leftover in (out, server.files / "up.bin"):
                     leftover.unlink(missing_ok=True)
-                seconds, rss = timed(command, cenv)
+                try:
+                    seconds, rss = timed(command, cenv)
+                except RuntimeError as exc:
+                    print(f"run {run + 1} {scheme} {direction:8} {name:16} FAILED: "
+                          f"{str(exc).splitlines()[0][:200]}", flush=True)
+                    continue
                 results.setdefault((direction, name), []).append((seconds, rss))
                 print(f"run {run + 1} {scheme} {direction:8} {name:16} {size / seconds / 1e6:7.0f} MB/s"
                       f"  rss {rss or 0:>7} KiB", flush=True)
     print(f"\n| {scheme} case | tool | MB/s median | peak RSS MiB (max) |\n|---|---|---:|---:|")
-    for (direction, name), values in results.items():
+    for (direction, name), values in sorted(results.items()):
         median = statistics.median(s for s, _ in values)
         rss = max((r or 0) for _, r in values) / 1024
         print(f"| {direction} | {name} | {size / median / 1e6:.0f} | {rss:.0f} |")
