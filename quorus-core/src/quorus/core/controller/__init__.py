@@ -1,0 +1,82 @@
+"""The controller: replicated agent and job state, the scheduler and agent liveness.
+
+Everything here is pure (no sockets, no clocks): the controller process drives it with the
+consensus backend, the agent connections and a timer.
+"""
+
+from quorus.core.controller.commands import (
+    AgentStateChanged,
+    AssignJob,
+    CancelJob,
+    Command,
+    CommandRegistry,
+    CompleteAttempt,
+    DeregisterAgent,
+    DrainAgent,
+    ExpireAgent,
+    FailAttempt,
+    JobStarted,
+    MalformedCommandError,
+    RegisterAgent,
+    SubmitJob,
+    decode,
+)
+from quorus.core.controller.model import (
+    AgentCapabilities,
+    AgentLocation,
+    AgentRecord,
+    AgentResources,
+    AgentState,
+    AttemptOutcome,
+    AttemptRef,
+    JobAttempt,
+    JobOptions,
+    JobPlacement,
+    JobRecord,
+    JobState,
+    LabelRequirement,
+    RetryPolicy,
+    Site,
+)
+from quorus.core.controller.results import AbortOrder, Applied, RejectCode, Rejected
+from quorus.core.controller.state import ControllerState, SnapshotFormatError, StateModule
+
+__all__ = [
+    "AbortOrder",
+    "AgentCapabilities",
+    "AgentLocation",
+    "AgentRecord",
+    "AgentResources",
+    "AgentState",
+    "AgentStateChanged",
+    "Applied",
+    "AssignJob",
+    "AttemptOutcome",
+    "AttemptRef",
+    "CancelJob",
+    "Command",
+    "CommandRegistry",
+    "CompleteAttempt",
+    "ControllerState",
+    "DeregisterAgent",
+    "DrainAgent",
+    "ExpireAgent",
+    "FailAttempt",
+    "JobAttempt",
+    "JobOptions",
+    "JobPlacement",
+    "JobRecord",
+    "JobStarted",
+    "JobState",
+    "LabelRequirement",
+    "MalformedCommandError",
+    "RegisterAgent",
+    "RejectCode",
+    "Rejected",
+    "RetryPolicy",
+    "Site",
+    "SnapshotFormatError",
+    "StateModule",
+    "SubmitJob",
+    "decode",
+]

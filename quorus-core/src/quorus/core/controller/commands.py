@@ -1,0 +1,359 @@
+"""The replicated commands of the controller's state machine.
+
+Each command is a frozen dataclass carrying everything applying it needs from the leader —
+times, ids, attempt numbers — so every controller that applies the same log reaches the same
+state. ``encode()`` gives the msgpack bytes proposed to consensus; :func:`decode` turns them
+back and refuses anything malformed with a :class:`MalformedCommandError` that says what is
+wrong. Other packages' state modules add command types through a :class:`CommandRegistry`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import msgpack
+from quorus.core.controller.codec import RecordFormatError, from_plain, to_plain
+from quorus.core.controller.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TENANT,
+    AgentCapabilities,
+    AgentLocation,
+    AgentResources,
+    AgentState,
+    AttemptRef,
+    JobOptions,
+    JobPlacement,
+    RetryPolicy,
+)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+
+
+class MalformedCommandError(RecordFormatError):
+    """Bytes that are not a valid controller command."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Base of every command. ``NAME`` is its tag on the wire."""
+
+    NAME: ClassVar[str] = ""
+
+    def encode(self) -> bytes:
+        """The msgpack bytes to propose: ``[NAME, {field: value}]``."""
+        packed: bytes = msgpack.packb([self.NAME, to_plain(self)], use_bin_type=True)
+        return packed
+
+    @classmethod
+    def from_fields(cls, data: Any) -> Self:
+        return from_plain(cls, data, path=cls.NAME)
+
+
+def _require_id(kind: str, value: str) -> None:
+    if not value or len(value) > 256 or not value.isprintable():
+        raise ValueError(f"invalid {kind} {value!r}: 1 to 256 printable characters")
+
+
+def _require_attempt(attempt: int) -> None:
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, not {attempt}")
+
+
+# --- Agents -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterAgent(Command):
+    """An agent registered (or re-registered after a restart or a partition). ``holding``
+    lists the attempts the agent says it still has: the result says which to abort."""
+
+    NAME: ClassVar[str] = "register-agent"
+    agent_id: str
+    at: float
+    hostname: str = ""
+    version: str = ""
+    capabilities: AgentCapabilities = field(default_factory=AgentCapabilities)
+    resources: AgentResources = field(default_factory=AgentResources)
+    location: AgentLocation = field(default_factory=AgentLocation)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    holding: tuple[AttemptRef, ...] = ()
+    tenant: str = DEFAULT_TENANT
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        _require_id("agent id", self.agent_id)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged(Command):
+    """The leader saw an agent change state (unhealthy, recovered, idle, working)."""
+
+    NAME: ClassVar[str] = "agent-state-changed"
+    agent_id: str
+    state: AgentState
+    at: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DrainAgent(Command):
+    """Stop giving the agent work; deregister it once empty, or at ``deadline`` regardless."""
+
+    NAME: ClassVar[str] = "drain-agent"
+    agent_id: str
+    at: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeregisterAgent(Command):
+    """Remove the agent; jobs it still holds go back to the queue."""
+
+    NAME: ClassVar[str] = "deregister-agent"
+    agent_id: str
+    at: float
+    reason: str = "deregistered"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireAgent(Command):
+    """The agent missed its heartbeats: it becomes unhealthy (a draining one is removed) and
+    its jobs go back to the queue with the next attempt number."""
+
+    NAME: ClassVar[str] = "expire-agent"
+    agent_id: str
+    at: float
+    last_heartbeat: float | None = None
+
+
+# --- Jobs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitJob(Command):
+    """A new transfer job. Build it with :meth:`new`, which parses and redacts the URIs."""
+
+    NAME: ClassVar[str] = "submit-job"
+    job_id: str
+    at: float
+    source: str
+    destination: str
+    source_display: str
+    destination_display: str
+    source_scheme: str
+    destination_scheme: str
+    options: JobOptions = field(default_factory=JobOptions)
+    priority: int = 0
+    placement: JobPlacement = field(default_factory=JobPlacement)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    submitted_by: str = ""
+    tenant: str = DEFAULT_TENANT
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        _require_id("job id", self.job_id)
+        for scheme in (self.source_scheme, self.destination_scheme):
+            if not _SCHEME.match(scheme):
+                raise ValueError(f"invalid URI scheme {scheme!r}")
+        if not -1_000_000 <= self.priority <= 1_000_000:
+            raise ValueError(f"priority {self.priority} is outside -1000000..1000000")
+
+    @classmethod
+    def new(
+        cls,
+        source: str,
+        destination: str,
+        *,
+        job_id: str,
+        at: float,
+        **settings: Any,
+    ) -> SubmitJob:
+        """The command for a transfer from ``source`` to ``destination`` (URIs, or absolute
+        paths for ``file``). Raises :class:`~quorus.core.errors.InvalidURIError` for a URI
+        that cannot be used. Relative paths are refused: they would mean different files on
+        different agents."""
+        from quorus.core.errors import InvalidURIError
+        from quorus.core.uri import parse_location
+
+        parsed = []
+        for text in (source, destination):
+            if "://" not in text and not text.startswith("/"):
+                raise InvalidURIError(
+                    f"{text!r} is relative: a job needs a URI or an absolute path"
+                )
+            parsed.append(parse_location(text, cwd="/"))
+        src, dst = parsed
+        return cls(
+            job_id=job_id,
+            at=at,
+            source=src.url(include_password=True) if src.scheme != "file" else src.path,
+            destination=dst.url(include_password=True) if dst.scheme != "file" else dst.path,
+            source_display=src.redacted(),
+            destination_display=dst.redacted(),
+            source_scheme=src.scheme,
+            destination_scheme=dst.scheme,
+            **settings,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AssignJob(Command):
+    """The scheduler placed attempt ``attempt`` of a queued job on an agent."""
+
+    NAME: ClassVar[str] = "assign-job"
+    job_id: str
+    agent_id: str
+    attempt: int
+    at: float
+
+    def __post_init__(self) -> None:
+        _require_attempt(self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted(Command):
+    """The agent began moving data for this attempt."""
+
+    NAME: ClassVar[str] = "job-started"
+    job_id: str
+    agent_id: str
+    attempt: int
+    at: float
+
+    def __post_init__(self) -> None:
+        _require_attempt(self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteAttempt(Command):
+    """The agent finished this attempt: the file is in place with this SHA-256."""
+
+    NAME: ClassVar[str] = "complete-attempt"
+    job_id: str
+    agent_id: str
+    attempt: int
+    at: float
+    bytes_transferred: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        _require_attempt(self.attempt)
+        if self.bytes_transferred < 0:
+            raise ValueError(f"bytes_transferred cannot be negative ({self.bytes_transferred})")
+        if not _SHA256.match(self.sha256):
+            raise ValueError(f"sha256 must be 64 lower-case hex digits, not {self.sha256!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FailAttempt(Command):
+    """The agent gave up on this attempt. ``retryable`` says whether another attempt may
+    succeed (the retry policy decides whether there is one)."""
+
+    NAME: ClassVar[str] = "fail-attempt"
+    job_id: str
+    agent_id: str
+    attempt: int
+    at: float
+    error: str
+    retryable: bool = True
+
+    def __post_init__(self) -> None:
+        _require_attempt(self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob(Command):
+    """Cancel a job that has not finished; an agent holding it is told to abort."""
+
+    NAME: ClassVar[str] = "cancel-job"
+    job_id: str
+    at: float
+    reason: str = "cancelled on request"
+
+
+BUILTIN_COMMANDS: tuple[type[Command], ...] = (
+    RegisterAgent,
+    AgentStateChanged,
+    DrainAgent,
+    DeregisterAgent,
+    ExpireAgent,
+    SubmitJob,
+    AssignJob,
+    JobStarted,
+    CompleteAttempt,
+    FailAttempt,
+    CancelJob,
+)
+
+
+class CommandRegistry:
+    """Command types by wire name: the built-in ones plus those of state modules."""
+
+    def __init__(self, extra: Iterable[type[Command]] = ()) -> None:
+        self._types: dict[str, type[Command]] = {}
+        for command_type in (*BUILTIN_COMMANDS, *extra):
+            self.add(command_type)
+
+    def add(self, command_type: type[Command]) -> None:
+        name = command_type.NAME
+        if not name:
+            raise ValueError(f"{command_type.__name__} has no NAME")
+        if name in self._types and self._types[name] is not command_type:
+            raise ValueError(
+                f"command name {name!r} is taken by {self._types[name].__qualname__}"
+            )
+        self._types[name] = command_type
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def decode(self, data: bytes) -> Command:
+        """The command in ``data``; :class:`MalformedCommandError` saying why if there is none."""
+        try:
+            envelope = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        except msgpack.ExtraData:
+            raise MalformedCommandError("command bytes hold more than one msgpack value") from None
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise MalformedCommandError(f"command bytes are not valid msgpack: {exc}") from None
+        if not (isinstance(envelope, list) and len(envelope) == 2 and isinstance(envelope[0], str)):
+            raise MalformedCommandError("a command is [name, {fields}]")
+        name, fields = envelope
+        command_type = self._types.get(name)
+        if command_type is None:
+            raise MalformedCommandError(f"unknown command {name!r}")
+        try:
+            return command_type.from_fields(fields)
+        except RecordFormatError as exc:
+            raise MalformedCommandError(f"malformed {name} command: {exc}") from None
+
+
+_BUILTIN_REGISTRY = CommandRegistry()
+
+
+def decode(data: bytes) -> Command:
+    """Decode one of the built-in commands (see :meth:`CommandRegistry.decode`)."""
+    return _BUILTIN_REGISTRY.decode(data)
+
+
+__all__ = [
+    "BUILTIN_COMMANDS",
+    "AgentStateChanged",
+    "AssignJob",
+    "CancelJob",
+    "Command",
+    "CommandRegistry",
+    "CompleteAttempt",
+    "DeregisterAgent",
+    "DrainAgent",
+    "ExpireAgent",
+    "FailAttempt",
+    "JobStarted",
+    "MalformedCommandError",
+    "RegisterAgent",
+    "SubmitJob",
+    "decode",
+]

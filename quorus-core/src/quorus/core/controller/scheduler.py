@@ -1,0 +1,254 @@
+"""Job placement on the leader, as a pure function of the replicated state and soft state.
+
+:func:`schedule` walks the queue in order (priority, then submission) and places each job on
+the best agent that may run it:
+
+- the agent takes new work (active, idle or working), is connected to this leader and has a
+  free slot (its ``max_concurrent`` minus the jobs it holds, and no more than it last reported);
+- it supports both URI schemes of the job (source and destination);
+- its labels satisfy the job's affinity and none of its anti-affinity, and it lies in the
+  job's required site if there is one;
+- among those, the nearest to the job's preferred, source or destination site wins (same
+  zone, then datacenter, then region), then the least loaded (share of its slots in use, then
+  jobs held), then the smallest agent id, so the same inputs always give the same plan.
+
+A job that fits nowhere stays queued and gets a reason a person can act on (``no agent
+supports sftp``, ``all 3 agents that support smb are full``, ...).
+
+Agents are indexed by protocol and jobs grouped by what they need (schemes and placement), so
+a round costs about one heap operation per assignment, not a scan of every agent per job.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from quorus.core.controller.commands import AssignJob
+from quorus.core.controller.model import AgentRecord, AgentState, JobPlacement, JobRecord
+from quorus.core.controller.placement import placement_problem, proximity
+
+if TYPE_CHECKING:
+    from quorus.core.controller.state import ControllerState
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCapacity:
+    """What the leader knows of an agent beyond the replicated state.
+
+    ``connected``: it has a live session with this leader (jobs can be pushed to it).
+    ``free_slots``: the free capacity it reported in its last heartbeat, if any.
+    """
+
+    connected: bool = True
+    free_slots: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Attempt ``attempt`` of ``job_id`` goes to ``agent_id``."""
+
+    job_id: str
+    agent_id: str
+    attempt: int
+
+    def command(self, at: float) -> AssignJob:
+        """The command to propose for this assignment."""
+        return AssignJob(self.job_id, self.agent_id, self.attempt, at)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulingRound:
+    """The plan of one round: assignments in queue order, and why the others wait.
+
+    ``waiting`` maps the job ids examined but not placed to a reason; jobs after the round's
+    assignment limit are not examined and not listed.
+    """
+
+    assignments: tuple[Assignment, ...] = ()
+    waiting: Mapping[str, str] = field(default_factory=dict)
+
+
+_Need = tuple[str, str, JobPlacement]
+_HeapEntry = tuple[int, float, int, str, int]
+
+
+@dataclass(slots=True)
+class _Candidate:
+    agent: AgentRecord
+    load: int
+    free: int
+    version: int = 0
+
+    def key(self, near: int) -> _HeapEntry:
+        share = self.load / self.agent.capabilities.max_concurrent
+        return (near, share, self.load, self.agent.id, self.version)
+
+
+class _Round:
+    def __init__(self, state: ControllerState, capacity: Mapping[str, AgentCapacity] | None):
+        self.state = state
+        self.capacity = capacity
+        self.candidates: dict[str, _Candidate] = {}
+        self.by_protocol: dict[str, list[str]] = {}
+        for agent in state.agents.values():
+            if not agent.state.schedulable:
+                continue
+            soft = self._soft(agent.id)
+            if not soft.connected:
+                continue
+            load = state.load(agent.id)
+            free = agent.capabilities.max_concurrent - load
+            if soft.free_slots is not None:
+                free = min(free, soft.free_slots)
+            if free <= 0:
+                continue
+            self.candidates[agent.id] = _Candidate(agent, load, free)
+            for scheme in dict.fromkeys(agent.capabilities.protocols):
+                self.by_protocol.setdefault(scheme, []).append(agent.id)
+        self.heaps: dict[_Need, list[_HeapEntry]] = {}
+        self.reasons: dict[_Need, str] = {}
+
+    def _soft(self, agent_id: str) -> AgentCapacity:
+        if self.capacity is None:
+            return AgentCapacity()
+        return self.capacity.get(agent_id, _NOT_CONNECTED)
+
+    def _heap(self, need: _Need) -> list[_HeapEntry]:
+        heap = self.heaps.get(need)
+        if heap is None:
+            source, destination, placement = need
+            ids = self.by_protocol.get(source, [])
+            if destination != source:
+                other = set(self.by_protocol.get(destination, ()))
+                ids = [i for i in ids if i in other]
+            heap = []
+            for agent_id in ids:
+                candidate = self.candidates[agent_id]
+                if not placement_problem(placement, candidate.agent):
+                    heap.append(candidate.key(proximity(placement, candidate.agent.location)))
+            heapq.heapify(heap)
+            self.heaps[need] = heap
+        return heap
+
+    def place(self, job: JobRecord) -> str | None:
+        """The agent for ``job`` (its load taken into account), or ``None``."""
+        need = (job.source_scheme, job.destination_scheme, job.placement)
+        heap = self._heap(need)
+        while heap:
+            near, _, _, agent_id, version = heap[0]
+            candidate = self.candidates[agent_id]
+            if candidate.free <= 0:
+                heapq.heappop(heap)
+                continue
+            if version != candidate.version:  # its load changed since this entry was pushed
+                heapq.heapreplace(heap, candidate.key(near))
+                continue
+            candidate.load += 1
+            candidate.free -= 1
+            candidate.version += 1
+            if candidate.free > 0:
+                heapq.heapreplace(heap, candidate.key(near))
+            else:
+                heapq.heappop(heap)
+            return agent_id
+        return None
+
+    def reason(self, job: JobRecord) -> str:
+        need = (job.source_scheme, job.destination_scheme, job.placement)
+        reason = self.reasons.get(need)
+        if reason is None:
+            reason = self.reasons[need] = explain(job, self.state.agents.values(), self.capacity)
+        return reason
+
+
+_NOT_CONNECTED = AgentCapacity(connected=False)
+
+
+def schedule(
+    state: ControllerState,
+    capacity: Mapping[str, AgentCapacity] | None = None,
+    *,
+    max_assignments: int = 1000,
+) -> SchedulingRound:
+    """Plan one round: up to ``max_assignments`` placements for the queued jobs of ``state``.
+
+    ``capacity`` is the leader's soft state by agent id; an agent missing from it is not
+    connected and gets nothing. ``None`` means every agent is connected with no reported
+    limit (for tests and tools that look at the replicated state alone).
+    """
+    plan = _Round(state, capacity)
+    assignments: list[Assignment] = []
+    waiting: dict[str, str] = {}
+    for job in state.queued():
+        if len(assignments) >= max_assignments:
+            break
+        agent_id = plan.place(job)
+        if agent_id is None:
+            waiting[job.id] = plan.reason(job)
+        else:
+            assignments.append(Assignment(job.id, agent_id, job.attempt))
+    return SchedulingRound(tuple(assignments), waiting)
+
+
+def _schemes(job: JobRecord) -> str:
+    source, destination = job.schemes
+    return source if source == destination else f"{source} and {destination}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def explain(
+    job: JobRecord,
+    agents: Iterable[AgentRecord],
+    capacity: Mapping[str, AgentCapacity] | None,
+) -> str:
+    """Why no agent can take ``job`` now, narrowed down rule by rule: protocols, required
+    site, labels, agent states, connections, and finally capacity."""
+    present = [a for a in agents if a.state is not AgentState.DEREGISTERED]
+    source, destination = job.schemes
+    for scheme in dict.fromkeys(job.schemes):
+        if not any(a.capabilities.supports(scheme) for a in present):
+            return f"no agent supports {scheme}"
+    able = [a for a in present
+            if a.capabilities.supports(source) and a.capabilities.supports(destination)]
+    if not able:
+        return f"no agent supports both {source} and {destination}"
+    what = f"that supports {_schemes(job)}"
+    placement = job.placement
+    if placement.required_site is not None:
+        site = placement.required_site
+        able = [a for a in able if site.contains(a.location.site)]
+        if not able:
+            return f"no agent in {site} supports {_schemes(job)}"
+        what = f"in {site}"
+    for requirement in placement.affinity:
+        able = [a for a in able if requirement.matches(a.labels)]
+        if not able:
+            return f"no agent {what} matches label {requirement}"
+    for requirement in placement.anti_affinity:
+        remaining = [a for a in able if not requirement.matches(a.labels)]
+        if not remaining:
+            return f"every agent {what} matches excluded label {requirement}"
+        able = remaining
+    usable = [a for a in able if a.state.schedulable]
+    if not usable:
+        states = sorted({str(a.state) for a in able})
+        return (f"the {_count(len(able), 'agent')} {what} "
+                f"{'is' if len(able) == 1 else 'are'} {' or '.join(states)}")
+    if capacity is not None:
+        connected = [a for a in usable if capacity.get(a.id, _NOT_CONNECTED).connected]
+        if not connected:
+            return (f"the {_count(len(usable), 'agent')} {what} "
+                    f"{'is' if len(usable) == 1 else 'are'} not connected to the leader")
+        usable = connected
+    if len(usable) == 1:
+        return f"the one agent {what} is full"
+    return f"all {len(usable)} agents {what} are full"
+
+
+__all__ = ["AgentCapacity", "Assignment", "SchedulingRound", "explain", "schedule"]

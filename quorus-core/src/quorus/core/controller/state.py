@@ -1,0 +1,271 @@
+"""``ControllerState``: the controller's deterministic replicated state machine.
+
+It holds the agent registry and the job table, implements
+:class:`quorus.core.consensus.StateMachine` (``apply``, ``snapshot``, ``restore``) and keeps
+indexes for the scheduler and the API: jobs by state, jobs by agent, and the queue in
+scheduling order (priority, then submission order). The rules of each command live in
+:mod:`quorus.core.controller.transitions`; this module stores records, keeps the indexes
+consistent and (de)serialises the whole state.
+
+State modules of other packages (tenants, workflows) join through :class:`StateModule`: they
+bring their own command types and their own section of the snapshot.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import msgpack
+from quorus.core.controller.codec import RecordFormatError
+from quorus.core.controller.commands import Command, CommandRegistry
+from quorus.core.controller.model import AgentRecord, AgentState, JobRecord, JobState
+from quorus.core.controller.results import Applied, Result
+
+#: Bumped when the snapshot layout changes incompatibly.
+SNAPSHOT_FORMAT = 1
+
+
+class SnapshotFormatError(RecordFormatError):
+    """Snapshot bytes this version cannot restore."""
+
+
+class StateModule(Protocol):
+    """A section of the replicated state contributed by another package.
+
+    ``name`` keys its snapshot section; ``command_types`` are the commands it applies (their
+    ``NAME`` must not clash with another's). ``apply`` must be deterministic like the rest of
+    the state machine; it may read the controller's records through ``state`` but must not
+    change them. ``snapshot`` returns msgpack-friendly data that ``restore`` takes back
+    (``None`` when the snapshot has no section for this module).
+    """
+
+    name: str
+    command_types: Sequence[type[Command]]
+
+    def apply(self, command: Command, index: int, state: ControllerState) -> Any: ...
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, data: Any) -> None: ...
+
+
+QueueKey = tuple[int, int, str]
+
+
+def queue_key(job: JobRecord) -> QueueKey:
+    """Scheduling order: higher priority first, then earlier submission."""
+    return (-job.priority, job.sequence, job.id)
+
+
+class ControllerState:
+    """The agent registry and job table; see the module docstring."""
+
+    def __init__(self, modules: Iterable[StateModule] = ()) -> None:
+        self._modules: dict[str, StateModule] = {}
+        self._module_of: dict[str, StateModule] = {}
+        for module in modules:
+            if module.name in self._modules:
+                raise ValueError(f"two state modules are named {module.name!r}")
+            self._modules[module.name] = module
+            for command_type in module.command_types:
+                self._module_of[command_type.NAME] = module
+        self.commands = CommandRegistry(self._module_of_types())
+        self._reset()
+
+    def _module_of_types(self) -> list[type[Command]]:
+        return [t for m in self._modules.values() for t in m.command_types]
+
+    def _reset(self) -> None:
+        self._agents: dict[str, AgentRecord] = {}
+        self._jobs: dict[str, JobRecord] = {}
+        self._by_state: dict[JobState, dict[str, None]] = {s: {} for s in JobState}
+        self._on_agent: dict[str, dict[str, None]] = {}
+        self._queue: list[QueueKey] = []
+        self.next_sequence = 1
+        self.applied_index = 0
+
+    # -- StateMachine ---------------------------------------------------------------------------
+
+    def apply(self, index: int, command: bytes) -> Result | Any:
+        """Apply one encoded command; a :class:`~quorus.core.controller.results.Rejected` is
+        returned (not raised) when it does not fit the state. Raises
+        :class:`~quorus.core.controller.commands.MalformedCommandError` for bytes that are not
+        a command (nothing is changed then)."""
+        decoded = self.commands.decode(command)
+        self.applied_index = index
+        return self.execute(index, decoded)
+
+    def execute(self, index: int, command: Command) -> Result | Any:
+        """Apply an already decoded command (what :meth:`apply` does after decoding)."""
+        from quorus.core.controller import transitions
+
+        module = self._module_of.get(command.NAME)
+        if module is not None:
+            value = module.apply(command, index, self)
+            return Applied(command.NAME, index, value=value)
+        return transitions.apply(self, index, command)
+
+    def snapshot(self) -> bytes:
+        """The whole state as msgpack bytes; :meth:`restore` gives back an identical state."""
+        data = {
+            "format": SNAPSHOT_FORMAT,
+            "applied_index": self.applied_index,
+            "next_sequence": self.next_sequence,
+            "agents": [a.as_plain() for a in self._agents.values()],
+            "jobs": [j.as_plain() for j in self._jobs.values()],
+            "modules": {name: m.snapshot() for name, m in self._modules.items()},
+        }
+        packed: bytes = msgpack.packb(data, use_bin_type=True)
+        return packed
+
+    def restore(self, data: bytes, index: int) -> None:
+        """Replace the whole state with a snapshot taken at log ``index``; indexes are rebuilt.
+
+        Raises :class:`SnapshotFormatError` (and keeps the current state) when the bytes are
+        not a snapshot this version understands.
+        """
+        try:
+            plain = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise SnapshotFormatError(f"snapshot is not valid msgpack: {exc}") from None
+        if not isinstance(plain, dict) or plain.get("format") != SNAPSHOT_FORMAT:
+            found = plain.get("format") if isinstance(plain, dict) else None
+            raise SnapshotFormatError(
+                f"snapshot format {found!r} is not {SNAPSHOT_FORMAT}: "
+                "restore it with the Quorus version that wrote it"
+            )
+        try:
+            agents = [AgentRecord.from_plain(a) for a in plain["agents"]]
+            jobs = [JobRecord.from_plain(j) for j in plain["jobs"]]
+            next_sequence = int(plain["next_sequence"])
+            sections = dict(plain.get("modules") or {})
+        except (KeyError, TypeError, RecordFormatError) as exc:
+            raise SnapshotFormatError(f"snapshot is malformed: {exc}") from None
+        self._reset()
+        for agent in agents:
+            self._agents[agent.id] = agent
+        for job in jobs:
+            self._index_job(job)
+        self.next_sequence = next_sequence
+        self.applied_index = index
+        for name, module in self._modules.items():
+            module.restore(sections.get(name))
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def agents(self) -> Mapping[str, AgentRecord]:
+        """Every agent ever registered (deregistered ones included), by id."""
+        return MappingProxyType(self._agents)
+
+    @property
+    def jobs(self) -> Mapping[str, JobRecord]:
+        """Every job, by id, in submission order."""
+        return MappingProxyType(self._jobs)
+
+    @property
+    def modules(self) -> Mapping[str, StateModule]:
+        return MappingProxyType(self._modules)
+
+    def agent(self, agent_id: str) -> AgentRecord | None:
+        return self._agents.get(agent_id)
+
+    def job(self, job_id: str) -> JobRecord | None:
+        return self._jobs.get(job_id)
+
+    def queued(self) -> Iterator[JobRecord]:
+        """Queued jobs in scheduling order (priority, then submission)."""
+        jobs = self._jobs
+        return (jobs[key[2]] for key in list(self._queue))
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    def jobs_in_state(self, state: JobState) -> list[JobRecord]:
+        """Jobs in ``state``, in submission order."""
+        return self._ordered(self._by_state[state])
+
+    def count(self, state: JobState) -> int:
+        return len(self._by_state[state])
+
+    def jobs_on_agent(self, agent_id: str) -> list[JobRecord]:
+        """The assigned and running jobs an agent holds, in submission order."""
+        return self._ordered(self._on_agent.get(agent_id, {}))
+
+    def load(self, agent_id: str) -> int:
+        """How many jobs the agent holds (assigned or running)."""
+        return len(self._on_agent.get(agent_id, ()))
+
+    def _ordered(self, ids: Iterable[str]) -> list[JobRecord]:
+        return sorted((self._jobs[i] for i in ids), key=lambda j: j.sequence)
+
+    # -- writing (for the transitions) ---------------------------------------------------------
+
+    def put_agent(self, agent: AgentRecord) -> None:
+        self._agents[agent.id] = agent
+
+    def put_job(self, job: JobRecord) -> None:
+        """Store ``job`` (new or changed) and move it between the indexes."""
+        old = self._jobs.get(job.id)
+        if old is not None:
+            self._unindex_job(old)
+        self._index_job(job)
+
+    def _index_job(self, job: JobRecord) -> None:
+        self._jobs[job.id] = job
+        self._by_state[job.state][job.id] = None
+        if job.state is JobState.QUEUED:
+            bisect.insort(self._queue, queue_key(job))
+        if job.state.on_agent and job.agent_id is not None:
+            self._on_agent.setdefault(job.agent_id, {})[job.id] = None
+
+    def _unindex_job(self, job: JobRecord) -> None:
+        del self._by_state[job.state][job.id]
+        if job.state is JobState.QUEUED:
+            key = queue_key(job)
+            at = bisect.bisect_left(self._queue, key)
+            if at < len(self._queue) and self._queue[at] == key:
+                del self._queue[at]
+        if job.state.on_agent and job.agent_id is not None:
+            held = self._on_agent.get(job.agent_id)
+            if held is not None:
+                held.pop(job.id, None)
+                if not held:
+                    del self._on_agent[job.agent_id]
+
+    def take_sequence(self) -> int:
+        sequence = self.next_sequence
+        self.next_sequence += 1
+        return sequence
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def check_indexes(self) -> None:
+        """Raise :class:`AssertionError` if an index disagrees with the records (for tests and
+        debugging; the state machine keeps them consistent by construction)."""
+        by_state: dict[JobState, set[str]] = {s: set() for s in JobState}
+        on_agent: dict[str, set[str]] = {}
+        for job in self._jobs.values():
+            by_state[job.state].add(job.id)
+            if job.state.on_agent:
+                assert job.agent_id is not None, f"{job.id} is {job.state} without an agent"
+                on_agent.setdefault(job.agent_id, set()).add(job.id)
+            else:
+                assert job.agent_id is None, f"{job.id} is {job.state} with agent {job.agent_id}"
+        assert {s: set(ids) for s, ids in self._by_state.items()} == by_state
+        assert {a: set(ids) for a, ids in self._on_agent.items()} == on_agent
+        queue = sorted(queue_key(self._jobs[i]) for i in by_state[JobState.QUEUED])
+        assert self._queue == queue, "queue order out of date"
+        for agent_id, held in on_agent.items():
+            agent = self._agents[agent_id]
+            assert agent.state in (
+                AgentState.WORKING, AgentState.DRAINING, AgentState.UNHEALTHY
+            ), f"agent {agent_id} holds {len(held)} jobs but is {agent.state}"
+            assert len(held) <= agent.capabilities.max_concurrent or agent.registrations > 1
+
+
+__all__ = ["SNAPSHOT_FORMAT", "ControllerState", "SnapshotFormatError", "StateModule", "queue_key"]
