@@ -257,6 +257,7 @@ class AgentSession:
         for attempt in message.abort:
             self._abort(attempt, "the controller moved this attempt elsewhere", out)
         out.send.extend(self.unacknowledged.values())
+        out.send.extend(self._progress.due(now))  # what was held while away
 
     def _redirected(self, message: Redirect, now: float, out: StepBuilder) -> None:
         leader = None
