@@ -198,10 +198,6 @@ def _schemes(job: JobRecord) -> str:
     return source if source == destination else f"{source} and {destination}"
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
-
-
 def explain(
     job: JobRecord,
     agents: Iterable[AgentRecord],
@@ -218,37 +214,44 @@ def explain(
             if a.capabilities.supports(source) and a.capabilities.supports(destination)]
     if not able:
         return f"no agent supports both {source} and {destination}"
-    what = f"that supports {_schemes(job)}"
-    placement = job.placement
-    if placement.required_site is not None:
-        site = placement.required_site
+    site = job.placement.required_site
+    schemes = _schemes(job)
+
+    def which(n: int) -> str:
+        """The agents considered, for a sentence about ``n`` of them."""
+        if site is not None:
+            return f"in {site}"
+        return f"that {'supports' if n == 1 else 'support'} {schemes}"
+
+    if site is not None:
         able = [a for a in able if site.contains(a.location.site)]
         if not able:
-            return f"no agent in {site} supports {_schemes(job)}"
-        what = f"in {site}"
-    for requirement in placement.affinity:
+            return f"no agent in {site} supports {schemes}"
+    for requirement in job.placement.affinity:
         able = [a for a in able if requirement.matches(a.labels)]
         if not able:
-            return f"no agent {what} matches label {requirement}"
-    for requirement in placement.anti_affinity:
+            return f"no agent {which(1)} matches label {requirement}"
+    for requirement in job.placement.anti_affinity:
         remaining = [a for a in able if not requirement.matches(a.labels)]
         if not remaining:
-            return f"every agent {what} matches excluded label {requirement}"
+            return f"every agent {which(1)} matches excluded label {requirement}"
         able = remaining
     usable = [a for a in able if a.state.schedulable]
     if not usable:
-        states = sorted({str(a.state) for a in able})
-        return (f"the {_count(len(able), 'agent')} {what} "
-                f"{'is' if len(able) == 1 else 'are'} {' or '.join(states)}")
+        states = " or ".join(sorted({str(a.state) for a in able}))
+        if len(able) == 1:
+            return f"the one agent {which(1)} is {states}"
+        return f"the {len(able)} agents {which(len(able))} are {states}"
     if capacity is not None:
         connected = [a for a in usable if capacity.get(a.id, _NOT_CONNECTED).connected]
         if not connected:
-            return (f"the {_count(len(usable), 'agent')} {what} "
-                    f"{'is' if len(usable) == 1 else 'are'} not connected to the leader")
+            if len(usable) == 1:
+                return f"the one agent {which(1)} is not connected to the leader"
+            return f"the {len(usable)} agents {which(len(usable))} are not connected to the leader"
         usable = connected
     if len(usable) == 1:
-        return f"the one agent {what} is full"
-    return f"all {len(usable)} agents {what} are full"
+        return f"the one agent {which(1)} is full"
+    return f"all {len(usable)} agents {which(len(usable))} are full"
 
 
 __all__ = ["AgentCapacity", "Assignment", "SchedulingRound", "explain", "schedule"]
