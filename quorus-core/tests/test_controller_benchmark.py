@@ -62,7 +62,7 @@ def capacity() -> dict[str, AgentCapacity]:
 
 
 def naive_round(state: ControllerState, soft: dict[str, AgentCapacity]) -> int:
-    """The O(jobs × agents) placement the scheduler avoids: scan every agent for each job."""
+    """The O(jobs * agents) placement the scheduler avoids: scan every agent for each job."""
     free = {a: c.free_slots or 0 for a, c in soft.items()}
     agents = list(state.agents.values())
     placed = 0
