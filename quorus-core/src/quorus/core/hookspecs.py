@@ -8,12 +8,13 @@ block (hand slow work to a thread or a queue of its own).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from quorus.core.controller.state import StateModule
     from quorus.core.engine.model import TransferProgress, TransferRequest, TransferResult
     from quorus.core.errors import TransferError
 
@@ -55,3 +56,14 @@ def quorus_transfer_finished(request: TransferRequest, result: TransferResult) -
 def quorus_metric(name: str, kind: str, value: float, labels: Mapping[str, str]) -> None:
     """A measurement: ``kind`` is ``counter`` (add ``value``), ``gauge`` (set ``value``) or
     ``histogram`` (observe ``value``). Names are dotted, e.g. ``transfer.bytes``."""
+
+
+# --- Controller state -----------------------------------------------------------------------
+
+
+@hookspec
+def quorus_controller_state_modules() -> Sequence[StateModule]:
+    """New :class:`~quorus.core.controller.state.StateModule` instances to add to a controller's
+    replicated state machine (their own commands and snapshot section). Called once for each
+    state machine built, so return fresh objects each time."""
+    raise NotImplementedError  # a specification: pluggy calls the implementations

@@ -19,8 +19,9 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 import msgpack
+import pluggy
 from quorus.core.controller.codec import RecordFormatError
-from quorus.core.controller.commands import Command, CommandRegistry
+from quorus.core.controller.commands import BUILTIN_COMMANDS, Command, CommandRegistry
 from quorus.core.controller.model import AgentRecord, AgentState, JobRecord, JobState
 from quorus.core.controller.results import Applied, Result
 
@@ -71,6 +72,9 @@ class ControllerState:
                 raise ValueError(f"two state modules are named {module.name!r}")
             self._modules[module.name] = module
             for command_type in module.command_types:
+                if command_type in BUILTIN_COMMANDS:
+                    raise ValueError(f"command {command_type.NAME!r} is built in: module "
+                                     f"{module.name!r} cannot apply it")
                 self._module_of[command_type.NAME] = module
         self.commands = CommandRegistry(self._module_of_types())
         self._reset()
@@ -268,4 +272,24 @@ class ControllerState:
             assert len(held) <= agent.capabilities.max_concurrent or agent.registrations > 1
 
 
-__all__ = ["SNAPSHOT_FORMAT", "ControllerState", "SnapshotFormatError", "StateModule", "queue_key"]
+def installed_state_modules(plugin_manager: pluggy.PluginManager | None = None) -> list[StateModule]:
+    """The state modules the installed hook plugins contribute through
+    ``quorus_controller_state_modules``, ordered by name so every controller builds the same
+    state machine."""
+    if plugin_manager is None:
+        from quorus.core.hooks import plugin_manager as process_plugin_manager
+
+        plugin_manager = process_plugin_manager()
+    modules = [m for contributed in plugin_manager.hook.quorus_controller_state_modules()
+               for m in contributed]
+    return sorted(modules, key=lambda m: m.name)
+
+
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "ControllerState",
+    "SnapshotFormatError",
+    "StateModule",
+    "installed_state_modules",
+    "queue_key",
+]
