@@ -443,6 +443,15 @@ def test_a_redirect_is_followed_to_the_leader_at_once() -> None:
     assert agent.directory.controllers == [C1, C2, C3, c4]
 
 
+def test_the_end_of_a_connection_the_session_closed_asks_for_nothing_more() -> None:
+    agent = active_agent()
+    step = agent.receive(Redirect("c2", C2.address, QUORUM), 0.5)
+    assert isinstance(step.actions[-1], Reconnect)
+    assert agent.connection_lost(0.6, "eof") == Step()  # the runtime saw the close
+    (reconnect,) = agent.connection_failed(0.7, "refused").actions  # c2 did not answer
+    assert isinstance(reconnect, Reconnect) and reconnect.to == C3
+
+
 def test_a_redirect_without_a_leader_tries_the_next_controller() -> None:
     agent = active_agent()
     step = agent.receive(Redirect(None, None, QUORUM), 0.5)

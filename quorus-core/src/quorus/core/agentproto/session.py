@@ -164,14 +164,19 @@ class AgentSession:
         return Step(send=(hello,))
 
     def connection_failed(self, now: float, reason: str) -> Step:
-        """Connecting failed, or the connection ended: where and when to try next."""
+        """Opening the connection a ``Reconnect`` asked for failed: where and when to try next."""
         if self.phase is AgentPhase.STOPPED:
             return Step()
         out = StepBuilder()
         self._disconnect(now, reason, out)
         return out.build()
 
-    connection_lost = connection_failed
+    def connection_lost(self, now: float, reason: str) -> Step:
+        """An open connection ended: where and when to try next. Nothing when the session
+        itself closed it (that step already carried the ``Reconnect``)."""
+        if self.phase in (AgentPhase.DISCONNECTED, AgentPhase.STOPPED):
+            return Step()
+        return self.connection_failed(now, reason)
 
     def _disconnect(self, now: float, reason: str, out: StepBuilder) -> None:
         self.phase = AgentPhase.DISCONNECTED
