@@ -25,6 +25,10 @@ vsftpd, samba), and the test extras of the plugins (trustme) in the running inte
 
     .venv/bin/python tests/benchmarks/protocols_vs_peers.py --size-mib 1024 --runs 3 \\
         --markdown protocols.md --json protocols.json
+
+`--cases sftp,ftp:upload` narrows the run; `--quorus CMD` measures another quorus command than
+a fresh virtualenv built from this checkout. Every server, account and temporary file is
+removed on exit, also after an error, Ctrl-C or SIGTERM. Exit status 1 if a case failed.
 """
 
 from __future__ import annotations
@@ -249,6 +253,7 @@ class Setup:
     servers: Servers
     payloads: list[Payload]
     notes: list[str]
+    secrets: list[str] = field(default_factory=list)  # must never appear in a command line
 
     def quorus_case(self, protocol: str, direction: str, source: Callable[[Payload], str],
                     target: Callable[[Payload], str], output: Callable[[Payload], Path],
@@ -351,6 +356,7 @@ def ftp_cases(s: Setup, tls: bool) -> list[Case]:
     s.servers.watch(server)
     files, out, scheme = server.files, s.out, server.scheme
     serve(s.payloads, files)
+    s.secrets.append(server.password)
     secret = f"QB_{scheme.upper()}_PASSWORD"
     env = {secret: server.password, "LFTP_PASSWORD": server.password,
            "RCLONE_FTP_PASS": obscure(server.password)}
@@ -405,6 +411,7 @@ def smb_cases(s: Setup) -> list[Case]:
     s.stack.callback(server.stop)
     server.start()
     s.servers.watch(server)
+    s.secrets.append(server.password)
     share, out = server.share_path(SHARE), s.out
     serve(s.payloads, share)
     auth = s.work / "smbclient.auth"  # smbclient reads the password from a file, not argv
@@ -451,7 +458,7 @@ class Result:
     size: int
     warm_mib: int
     runs: int
-    quorus: list[str]
+    quorus: str  # what was measured, for the report
     cases: list[Case]
     notes: list[str]
     started: str
@@ -479,7 +486,8 @@ def tool_versions() -> dict[str, str]:
     for name, command in commands.items():
         with contextlib.suppress(OSError):
             done = subprocess.run(command, capture_output=True, text=True, check=False)
-            versions[name] = (done.stdout or done.stderr).strip().splitlines()[0]
+            first = (done.stdout or done.stderr).strip().splitlines()[0]
+            versions[name] = " ".join(first.split()[:2]) if name == "curl" else first
     return versions
 
 
@@ -490,10 +498,12 @@ def measure(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -
     out.mkdir()
     notes: list[str] = []
     if args.quorus:
-        quorus = shlex.split(args.quorus)
+        quorus, described = shlex.split(args.quorus), f"`{args.quorus}`"
     else:
         print("installing quorus in a fresh virtualenv ...", file=sys.stderr)
         quorus = user_install(work)
+        described = ("a fresh virtualenv with quorus-core, quorus-http, quorus-sftp, quorus-ftp "
+                     "and quorus-smb from this checkout (no test tools)")
     print(f"making a {args.size_mib} MiB file in {work} ...", file=sys.stderr)
     payloads = [make_payload(src, "data.bin", args.size_mib * MIB)]
     if args.warm_mib:
@@ -520,7 +530,10 @@ def measure(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -
                          f"{str(exc).strip()[:300]}")
             continue
         for case in made:
-            program = case.build(data)[0][0]
+            command = case.build(data)[0]
+            if any(secret in arg for secret in setup.secrets for arg in command):
+                raise RuntimeError(f"{case.group} / {case.tool}: a password in the arguments")
+            program = command[0]
             if (case.protocol, case.direction) not in chosen:
                 continue
             if shutil.which(program) is None:
@@ -557,7 +570,10 @@ def measure(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -
                 case.rss_kib.clear()
                 case.cpu.clear()
     load.append(os.getloadavg())
-    return Result(data.size, args.warm_mib, args.runs, quorus, cases, notes, started, load,
+    described += f", commit {git_commit()}"
+    if args.quorus_args:
+        described += f", every transfer with `{args.quorus_args}`"
+    return Result(data.size, args.warm_mib, args.runs, described, cases, notes, started, load,
                   tool_versions())
 
 
@@ -613,9 +629,10 @@ def render(result: Result) -> str:
         f"- file: {size_mib} MiB of random data; "
         + (f"a warm-up round with {result.warm_mib} MiB (discarded), then " if result.warm_mib
            else "")
-        + f"{result.runs} measured rounds, every case once per round (round-robin); "
+        + f"{result.runs} measured round{'s' if result.runs != 1 else ''}, every case once per "
+        "round (round-robin); "
         "MB/s = 10^6 B/s, wall clock of the whole command",
-        f"- quorus: `{shlex.join(result.quorus)}`; commit {git_commit()}",
+        f"- quorus: {result.quorus}",
         "- tools: " + "; ".join(f"{v}" for v in result.versions.values()),
         "",
         "| protocol | direction | tool | MB/s median | min | max | peak RSS MiB | CPU s |",
@@ -656,6 +673,8 @@ def render(result: Result) -> str:
     lines += [
         "",
         "Notes:",
+        *(["- Small file: the start-up of each tool (Python's for Quorus) dominates these "
+           "numbers; the targets are about 1 GiB."] if result.size < 256 * MIB else []),
         "- Quorus hashes every byte and checks it against `--checksum`, writes a partial file "
         "and renames it into place; the other tools do not verify (this script checks their "
         "outputs afterwards, untimed). Quorus's SMB client signs every message by default "
@@ -681,7 +700,7 @@ def as_json(result: Result) -> dict[str, Any]:
     return {
         "size_bytes": result.size, "warm_mib": result.warm_mib, "runs": result.runs,
         "started": result.started, "host": platform.node(), "cpus": os.cpu_count(),
-        "load_average": result.load, "quorus": result.quorus, "commit": git_commit(),
+        "load_average": result.load, "quorus": result.quorus,
         "versions": result.versions, "notes": result.notes,
         "cases": [{
             "protocol": c.protocol, "direction": c.direction, "tool": c.tool, "kind": c.kind,
@@ -705,8 +724,9 @@ def as_json(result: Result) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--warm-mib", type=int, default=64,
-                        help="file size of the warm-up round (0: no warm-up)")
+    parser.add_argument("--warm-mib", type=int,
+                        help="file size of the warm-up round (default: 64, at most --size-mib; "
+                        "0: no warm-up)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cases", default=",".join(PROTOCOLS),
                         help="protocols to race, e.g. sftp,ftp or smb:upload (default: all)")
@@ -720,6 +740,8 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
+    if args.warm_mib is None:
+        args.warm_mib = min(64, args.size_mib)
     if os.geteuid() != 0:
         raise SystemExit("run as root: sshd, vsftpd and smbd need it")
     if not os.access(GNU_TIME, os.X_OK):
@@ -728,6 +750,7 @@ def main() -> int:
     def stop(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)  # unwinds through the finally blocks below
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     work = Path(tempfile.mkdtemp(prefix="quorus-protocols-bench-"))
@@ -747,4 +770,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped, temporary files removed", file=sys.stderr)
+        sys.exit(130)
