@@ -165,3 +165,15 @@ async def test_a_failing_fsync_is_never_acknowledged(tmp_path: Path) -> None:
             await backend.propose(put("b", 2))
         with pytest.raises(ConsensusUnavailable):
             await backend.propose(put("c", 3))
+
+
+async def test_a_command_the_state_machine_refused_does_not_stop_a_restart(tmp_path: Path) -> None:
+    async with StandaloneBackend(config(tmp_path), KeyValue()) as backend:
+        await backend.propose(put("a", 1))
+        with pytest.raises(ValueError, match="refused"):
+            await backend.propose(json.dumps({"op": "fail", "key": "x"}).encode())
+        await backend.propose(put("b", 2))
+    sm = KeyValue()
+    async with StandaloneBackend(config(tmp_path), sm):
+        assert sm.data == {"a": 1, "b": 2}
+        assert sm.applied == [1, 2, 3]

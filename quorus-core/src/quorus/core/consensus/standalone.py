@@ -98,7 +98,11 @@ class StandaloneBackend(ConsensusBackend):
         # On one node every durable entry is committed: replay them all.
         self._term = max(recovered.hard_state.term, 1)
         for entry in recovered.entries:
-            self._apply_entry(entry)
+            try:
+                self._apply_entry(entry)
+            except Exception as exc:
+                # As in the commit loop: the entry counts as applied; its proposer saw the error.
+                log.warning("entry %d failed to apply on replay: %s", entry.index, exc)
         if recovered.hard_state.term != self._term or recovered.hard_state.vote != self.node_id:
             store.set_hard_state(HardState(self._term, self.node_id, self._applied))
             await anyio.to_thread.run_sync(store.sync)
