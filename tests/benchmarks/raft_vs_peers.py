@@ -142,8 +142,9 @@ async def quorus_run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         print("quorus seq:", out["seq"], flush=True)
         out["conc64"] = await load(cluster, leader, 64, args.seconds)
         print("quorus conc64:", out["conc64"], flush=True)
-        out["failover"] = await failover(cluster, args.rounds)
-        print("quorus failover:", out["failover"], flush=True)
+        if not args.skip_failover:
+            out["failover"] = await failover(cluster, args.rounds)
+            print("quorus failover:", out["failover"], flush=True)
     finally:
         cluster.stop_all()
     return out
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--snapshot-every", type=int, default=10_000)
     parser.add_argument("--peer-scripts")
     parser.add_argument("--peer-python", default=sys.executable)
+    parser.add_argument("--skip-failover", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="quorus-raft-bench-"))

@@ -141,6 +141,7 @@ class RaftNode(ConsensusBackend):
         self._synced = anyio.Event()
         self._syncing = False
         self._poked = False
+        self._durable_term_vote: tuple[int, str | None] = (-1, None)
         self.fsyncs = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -193,6 +194,7 @@ class RaftNode(ConsensusBackend):
             data = await anyio.to_thread.run_sync(store.read_snapshot)
             self._restore(data, meta.index)
         hs = recovered.hard_state
+        self._durable_term_vote = (hs.term, hs.vote)
         bootstrap = None
         if not self.settings.join and self.config.members:
             bootstrap = Configuration(frozenset(self.config.members))
@@ -411,6 +413,31 @@ class RaftNode(ConsensusBackend):
             await self._persist_snapshot(core, rd)
             for message in rd.messages_after_persist:
                 transport.send(message.dst, message)
+        elif self._commit_only(rd) and not self._syncs and not self._syncing:
+            # Only the commit index moved. It is a hint for recovery (Raft finds the commit
+            # point again after a restart), so it is written now and made durable by the next
+            # fsync instead of costing one of its own on every request's path.
+            self._write(rd)
+            for message in rd.messages_after_persist:
+                transport.send(message.dst, message)
+        elif rd.must_persist() and not self._syncs and not self._syncing and not self._busy():
+            # Nothing else is being synced or waiting: fsync here and now. A blocking call in
+            # the event loop, on purpose: on this path (a lone request) handing the fsync to the
+            # syncer task and a worker thread costs more than the fsync itself (measured: two
+            # task switches and a thread hop, ~0.3 ms, against ~0.2 ms for fdatasync).
+            self._write(rd)
+            if rd.messages:
+                # Let the peer senders put this Ready's appends on the wire first, so the
+                # followers' fsyncs run while this one does.
+                await anyio.lowlevel.checkpoint()
+            started = time.perf_counter()
+            self._store.sync()
+            self.fsyncs += 1
+            self._metric("raft.fsync.latency_ms", "histogram", (time.perf_counter() - started) * 1e3)
+            if rd.entries:
+                core.persisted(rd.entries[-1].index, rd.entries[-1].term)
+            for message in rd.messages_after_persist:
+                transport.send(message.dst, message)
         elif rd.must_persist():
             self._write(rd)
             self._syncs.append(_SyncJob(
@@ -473,6 +500,21 @@ class RaftNode(ConsensusBackend):
         for at in [i for i in self._pending if i >= index]:
             self._pending.pop(at)[1].fail(error)
 
+    def _busy(self) -> bool:
+        """Whether more work is already waiting: then an fsync goes to the syncer, so the loop
+        keeps batching, instead of blocking the loop here."""
+        return bool(self._inbox or self._proposals or self._read_requests)
+
+    def _commit_only(self, rd: Ready) -> bool:
+        """Whether the only thing to persist is a new commit index (same term and vote)."""
+        hs = rd.hard_state
+        return (
+            hs is not None
+            and not rd.entries
+            and rd.truncate_from is None
+            and (hs.term, hs.vote) == self._durable_term_vote
+        )
+
     def _write(self, rd: Ready) -> None:
         """Hand a Ready's log writes to the store (buffered; made durable by the syncer)."""
         store = self._store
@@ -484,6 +526,9 @@ class RaftNode(ConsensusBackend):
         if rd.hard_state is not None:
             hs = rd.hard_state
             store.set_hard_state(StoredHardState(hs.term, hs.vote, hs.commit))
+            # Becomes durable with the sync that follows every write except commit-only ones,
+            # which never change the term or vote.
+            self._durable_term_vote = (hs.term, hs.vote)
 
     async def _syncer(self) -> None:
         """Make written Readies durable: one fsync for everything queued, in a worker thread,
