@@ -580,7 +580,7 @@ class RaftCore:
         self._event(EventKind.ELECTION_WON, value=self.now - self._election_started)
         next_index = self.log.last_index + 1
         self.progress = {}
-        for peer in self.config.members - {self.id}:
+        for peer in sorted(self.config.members - {self.id}):
             pr = Progress(next_index, self.now)
             pr.recent_active = True
             self.progress[peer] = pr
@@ -742,6 +742,9 @@ class RaftCore:
     def _request_chunk(self, peer: str, pr: Progress) -> None:
         meta = self._snapshot
         assert meta is not None
+        if meta.index != pr.snapshot_index:
+            # The log was compacted again since the transfer began: send the newer snapshot.
+            pr.become_snapshot(meta.index, self.now)
         self._out.snapshot_requests.append(
             SnapshotRequest(peer, self.id, self.term, meta, pr.snapshot_offset)
         )
@@ -838,10 +841,10 @@ class RaftCore:
         self._event(EventKind.CONFIG_CHANGED)
         conf = self.config
         if self.role is Role.LEADER:
-            for peer in conf.members - {self.id} - self.progress.keys():
+            for peer in sorted(conf.members - {self.id} - self.progress.keys()):
                 self.progress[peer] = Progress(self.log.last_index, self.now)
                 self.progress[peer].recent_active = True
-            for peer in self.progress.keys() - conf.members:
+            for peer in sorted(self.progress.keys() - conf.members):
                 del self.progress[peer]
             if self.transferee is not None and self.transferee not in conf.voters:
                 self.transferee = None

@@ -7,11 +7,10 @@ The runtime drives the core like this, one batch at a time::
     rd = core.ready()
     1. send rd.messages at once (leader appends may go out while the leader's own disk writes)
     2. persist, in this order, with ONE fsync at the end:
-         rd.snapshot (install it: restore the state machine, drop the whole stored log),
-         rd.truncate_from (delete stored entries with index >= it), rd.entries (append),
-         rd.hard_state (term, vote, commit)
-       and for each request in rd.snapshot_chunks, write chunk.data at chunk.offset of the
-       incoming snapshot chunk.meta.index
+         rd.snapshot_chunks (write chunk.data at chunk.offset of the incoming snapshot
+         chunk.meta.index), rd.snapshot (the incoming snapshot is complete: install it, restore
+         the state machine from it, drop the whole stored log), rd.truncate_from (delete stored
+         entries with index >= it), rd.entries (append), rd.hard_state (term, vote, commit)
     3. core.persisted(rd.entries[-1].index, rd.entries[-1].term) if there were entries (or
        core.persisted(snapshot.index, snapshot.term) after a snapshot install)
     4. only now send rd.messages_after_persist (votes, append acks: never before the fsync)

@@ -63,8 +63,10 @@ class Invariants:
                 if rd.truncate_from is not None:
                     raise InvariantViolation(f"{where}: leader truncated its log at "
                                              f"{rd.truncate_from}")
-                _, index, term = mark
-                if log.last_index < index or (index > log.offset and log.term_at(index) != term):
+                _, index, last_term = mark
+                if log.last_index < index or (
+                    index > log.offset and log.term_at(index) != last_term
+                ):
                     raise InvariantViolation(f"{where}: leader's entry {index} changed or vanished")
             else:
                 self._check_complete(where, node)
@@ -239,4 +241,5 @@ class Cluster:
             self.run_until(lambda: bool(outcome), deadline - self.now)
             if outcome and outcome[0][0] == "ok":
                 return outcome[0]
+            self.run(self.tick_steps)
         raise InvariantViolation(f"command not committed within {max_ticks} ticks")

@@ -76,10 +76,11 @@ class Network:
         queue = self._queue
         while queue and queue[0][0] <= now:
             _, _, _, payload = heapq.heappop(queue)
-            msg = from_wire(msgpack.unpackb(payload)) if self.codec else payload
-            assert not isinstance(msg, bytes | bytearray | memoryview)
+            msg: Message = (
+                from_wire(msgpack.unpackb(payload)) if self.codec else payload  # type: ignore[assignment]
+            )
             if self.connected(msg.src, msg.dst):
-                out.append(msg)  # type: ignore[arg-type]
+                out.append(msg)
             else:
                 self.dropped += 1
         return out

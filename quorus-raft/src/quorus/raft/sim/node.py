@@ -55,9 +55,6 @@ class DurableState:
         self.snapshot, self.snapshot_data = meta, data
 
 
-_ctx_counter = itertools.count()
-
-
 class SimNode:
     """A node of the simulated cluster; ``cluster`` calls :meth:`process` every step."""
 
@@ -92,6 +89,7 @@ class SimNode:
         self.proposals: dict[tuple[int, int], Callback] = {}
         self._reads: dict[bytes, tuple[str, Callback]] = {}
         self._ready_reads: list[tuple[bytes, int]] = []
+        self._ctx = itertools.count()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -120,7 +118,7 @@ class SimNode:
         self.proposals[key] = cb
 
     def read(self, key: str, cb: Callback) -> None:
-        ctx = next(_ctx_counter).to_bytes(8, "big")
+        ctx = next(self._ctx).to_bytes(8, "big")
         try:
             self.core.read_index(ctx)
         except NotLeader as exc:
@@ -147,6 +145,10 @@ class SimNode:
         rd = self.core.ready()
         out = list(rd.messages)
         d = self.durable
+        for chunk in rd.snapshot_chunks:
+            buf = self._incoming.setdefault(chunk.meta.index, bytearray())
+            del buf[chunk.offset:]
+            buf.extend(chunk.data)
         if rd.snapshot is not None:
             meta = rd.snapshot
             data = bytes(self._incoming.pop(meta.index, b""))
@@ -154,10 +156,6 @@ class SimNode:
             self.sm.restore(data)
             self.applied = meta.index
             self._fail_proposals_from(1)
-        for chunk in rd.snapshot_chunks:
-            buf = self._incoming.setdefault(chunk.meta.index, bytearray())
-            del buf[chunk.offset:]
-            buf.extend(chunk.data)
         if rd.truncate_from is not None:
             index = rd.truncate_from
             self._staged.append(lambda: d.truncate_from(index))
