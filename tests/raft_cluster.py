@@ -26,6 +26,16 @@ class ProcessCluster:
         self.tick_ms = tick_ms
         self.snapshot_every = snapshot_every
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.joining: set[str] = set()
+
+    def add_node(self, node_id: str) -> None:
+        """Give a new node addresses and start it outside the configuration (``--join``);
+        the leader must then be asked to add it."""
+        self.ids.append(node_id)
+        self.members[node_id] = f"127.0.0.1:{free_port()}"
+        self.clients[node_id] = f"127.0.0.1:{free_port()}"
+        self.joining.add(node_id)
+        self.start(node_id)
 
     def start(self, node_id: str) -> None:
         log = open(self.root / f"{node_id}.log", "ab")  # noqa: SIM115 - handed to the process
@@ -36,6 +46,7 @@ class ProcessCluster:
                 "--clients", ",".join(f"{k}={v}" for k, v in self.clients.items()),
                 "--data", str(self.root / node_id), "--token", TOKEN,
                 "--tick-ms", str(self.tick_ms), "--snapshot-every", str(self.snapshot_every),
+                *(["--join", "--listen", self.members[node_id]] if node_id in self.joining else []),
             ],
             stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

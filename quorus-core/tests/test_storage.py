@@ -374,3 +374,16 @@ def test_a_sync_finished_in_another_thread_covers_what_was_written_before_it(tmp
     store.close()  # entries 41.. were never synced: a crash may lose them
     state = FileLogStore(tmp_path, segment_bytes=2048).open()
     assert [e.index for e in state.entries][:40] == list(range(1, 41))
+
+
+def test_an_older_snapshot_finishing_late_never_replaces_a_newer_one(reopen: StoreFactory) -> None:
+    store = reopen()
+    store.open()
+    old = store.snapshot_writer(SnapshotMeta(10, 1))
+    old.write(b"old state")
+    store.save_snapshot(SnapshotMeta(50, 2), b"new state")
+    old.commit()  # the background snapshot at 10 finishes after the one at 50 was installed
+    assert store.snapshot_meta == SnapshotMeta(50, 2, b"", 9)
+    assert store.read_snapshot() == b"new state"
+    store.close()
+    assert reopen().open().snapshot == SnapshotMeta(50, 2, b"", 9)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -130,6 +131,52 @@ async def failover(cluster: ProcessCluster, rounds: int) -> dict[str, Any]:
             "all_ms": [round(x, 1) for x in ms]}
 
 
+async def snapshot_install(base: Path, state_mb: int) -> dict[str, Any]:
+    """Fill a cluster with ``state_mb`` MB, add a fourth member (which can only catch up from a
+    snapshot: the log is compacted), and time the longest gap between two completed writes of
+    a client writing all along."""
+    cluster = ProcessCluster(base / "snapshot", 3, snapshot_every=200)
+    (base / "snapshot").mkdir(parents=True, exist_ok=True)
+    cluster.start_all()
+    try:
+        leader = await cluster.leader()
+        blob = "s" * 100_000
+        async with KeyValueClient({leader: cluster.clients[leader]}, TOKEN, timeout=10) as kv:
+            for i in range(state_mb * 10):
+                await kv.put(f"state/{i:06d}", blob)
+        completions: list[float] = []
+        stop = asyncio.Event()
+
+        async def writer() -> None:
+            async with KeyValueClient(cluster.clients, TOKEN, timeout=10) as kv:
+                i = 0
+                while not stop.is_set():
+                    await kv.put(f"w/{i}", VALUE)
+                    completions.append(time.perf_counter())
+                    i += 1
+
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(1.0)
+        started = time.perf_counter()
+        cluster.add_node("n4")
+        async with KeyValueClient({leader: cluster.clients[leader]}, TOKEN, timeout=120) as kv:
+            await kv.request("add_member", "n4", cluster.members["n4"])
+        joined = time.perf_counter()
+        await asyncio.sleep(1.0)
+        stop.set()
+        await task
+        status = await cluster.status("n4")
+        during = [t for t in completions if started <= t <= joined + 0.5]
+        gaps = [b - a for a, b in itertools.pairwise(during)]
+        return {"state_mb": state_mb, "install_s": round(joined - started, 2),
+                "writes_during": len(during),
+                "max_write_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
+                "new_member_applied": status.get("applied_index") if status else None,
+                "new_member_role": status.get("role") if status else None}
+    finally:
+        cluster.stop_all()
+
+
 async def quorus_run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     cluster = ProcessCluster(base / "quorus", 3, snapshot_every=args.snapshot_every)
     (base / "quorus").mkdir(parents=True, exist_ok=True)
@@ -171,10 +218,14 @@ def main() -> None:
     parser.add_argument("--peer-scripts")
     parser.add_argument("--peer-python", default=sys.executable)
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--snapshot-mb", type=int, default=100, help="0 skips the snapshot test")
     parser.add_argument("--json")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="quorus-raft-bench-"))
     result: dict[str, Any] = {"quorus": asyncio.run(quorus_run(args, base))}
+    if args.snapshot_mb:
+        result["quorus"]["snapshot"] = asyncio.run(snapshot_install(base, args.snapshot_mb))
+        print("quorus snapshot install:", result["quorus"]["snapshot"], flush=True)
     result["etcd"] = run_peer(args, "etcd_bench.py", base)
     result["pysyncobj"] = run_peer(args, "pysyncobj_bench.py", base)
     q, e = result["quorus"], result["etcd"]

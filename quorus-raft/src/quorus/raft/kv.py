@@ -8,6 +8,7 @@ serves them from its map after a :meth:`~quorus.core.consensus.ConsensusBackend.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
@@ -49,6 +50,20 @@ class KeyValueStateMachine:
 
     def snapshot(self) -> bytes:
         return bytes(msgpack.packb(self.data))
+
+    def snapshot_view(self) -> Callable[[], Iterator[bytes]]:
+        """The snapshot's bytes, produced in another thread from a copy of the items taken now
+        (values are immutable, so the copy is shallow and cheap); see
+        :class:`quorus.core.consensus.SnapshotView`."""
+        items = list(self.data.items())
+
+        def produce() -> Iterator[bytes]:
+            packer = msgpack.Packer()
+            yield packer.pack_map_header(len(items))
+            for key, value in items:
+                yield packer.pack(key) + packer.pack(value)
+
+        return produce
 
     def restore(self, data: bytes, index: int) -> None:
         self.data = dict(msgpack.unpackb(data)) if data else {}

@@ -7,7 +7,8 @@ and the benchmarks.
 
 Clients speak length-prefixed msgpack frames (quorus-core's framing): first ``{"token": T}``,
 then requests ``[id, "put", key, value]``, ``[id, "get", key]``, ``[id, "cas", key, old, new]``
-(and ``[id, "status", ""]``, this node's view of the cluster, not linearizable),
+(and ``[id, "status", ""]``, this node's view of the cluster, not linearizable, and
+``[id, "add_member", node_id, raft_address]`` on the leader),
 answered by ``[id, "ok", result]``, ``[id, "redirect", leader_id]`` (this node does not lead;
 the client retries there), ``[id, "unknown", leader_id]`` (leadership was lost after the command
 was appended: it may still commit) or ``[id, "error", message]``. A client may pipeline requests on one
@@ -89,6 +90,10 @@ class KeyValueServer:
             raise ValueError("a request is [id, op, key, ...]")
         op, key = request[1], request[2]
         if op == "status":
+            return self.node.status()
+        if op == "add_member" and len(request) == 4:
+            # Membership: key is the new node's id, the value its Raft address.
+            await self.node.add_member(key, request[3])
             return self.node.status()
         if op == "put" and len(request) == 4:
             return await self.node.propose(put_command(key, request[3]))

@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -35,7 +36,7 @@ from quorus.core.consensus import (
 from quorus.core.consensus import NotLeader as ConsensusNotLeader
 from quorus.core.hooks import plugin_manager
 from quorus.core.storage import HardState as StoredHardState
-from quorus.core.storage import LogEntry, LogStore, SnapshotWriter, load_store
+from quorus.core.storage import LogEntry, LogStore, SnapshotWriter, StorageError, load_store
 from quorus.core.storage import SnapshotMeta as StoredSnapshotMeta
 from quorus.raft import messages as wire
 from quorus.raft.core import InitialState, RaftCore
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: Commands starting with this are the runtime's own address-book entries.
 ADDRESS_MARK = b"\x00quorus-raft-addresses\x00"
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 _ctx = itertools.count(1)
 
 
@@ -142,6 +143,7 @@ class RaftNode(ConsensusBackend):
         self._syncing = False
         self._poked = False
         self._durable_term_vote: tuple[int, str | None] = (-1, None)
+        self._snapshotting = False
         self.fsyncs = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -467,7 +469,8 @@ class RaftNode(ConsensusBackend):
                 waiter.fail(self._not_leader())
         self._serve_reads()
         for request in rd.snapshot_requests:
-            await self._send_snapshot_chunk(core, request)
+            assert self._task_group is not None
+            self._task_group.start_soon(self._send_snapshot_chunk, core, request)
         for event in rd.events:
             value = float(event.value)
             if event.kind.value == "raft.election.duration_ms":
@@ -476,8 +479,7 @@ class RaftNode(ConsensusBackend):
             if event.kind.value == "raft.election.duration_ms":
                 kind = "histogram"
             self._metric(event.kind.value, kind, value)
-        if self._applied - self._snapshot_index >= self.config.snapshot_every:
-            await self._take_snapshot(core)
+        self._maybe_snapshot(core)
 
     def _soft_state_changed(self, rd: Ready) -> None:
         soft = rd.soft_state
@@ -643,36 +645,68 @@ class RaftNode(ConsensusBackend):
 
     # -- snapshots ------------------------------------------------------------------------------
 
-    def _snapshot_bytes(self) -> bytes:
-        data: bytes = msgpack.packb([SNAPSHOT_FORMAT, self._addresses, self._sm.snapshot()])
-        return data
+    def _snapshot_parts(self) -> Callable[[], Iterable[bytes]]:
+        """A snapshot as pieces written one after the other: a length-prefixed msgpack header
+        (format, member addresses), then the state machine's bytes. Taken in the loop; the
+        returned function runs in the writer thread. A state machine with ``snapshot_view``
+        produces its bytes there too, so a large state never stalls the loop for long."""
+        header: bytes = msgpack.packb([SNAPSHOT_FORMAT, dict(self._addresses)])
+        head = [len(header).to_bytes(4, "big"), header]
+        view = getattr(self._sm, "snapshot_view", None)
+        if view is not None:
+            produce: Callable[[], Iterable[bytes]] = view()
+            return lambda: itertools.chain(head, produce())
+        state = self._sm.snapshot()
+        return lambda: [*head, state]
 
     def _restore(self, data: bytes, index: int) -> None:
         try:
-            fmt, addresses, state = msgpack.unpackb(data)
+            size = int.from_bytes(data[:4], "big")
+            fmt, addresses = msgpack.unpackb(data[4 : 4 + size])
         except (ValueError, TypeError) as exc:
             raise RaftError(f"snapshot at index {index} is not a raft snapshot: {exc}") from exc
         if fmt != SNAPSHOT_FORMAT:
             raise RaftError(f"snapshot at index {index} has unknown format {fmt!r}")
         self._addresses.update({str(k): str(v) for k, v in addresses.items()})
-        self._sm.restore(bytes(state), index)
+        self._sm.restore(memoryview(data)[4 + size :].tobytes(), index)
         self._applied = self._snapshot_index = index
 
-    async def _take_snapshot(self, core: RaftCore) -> None:
+    def _maybe_snapshot(self, core: RaftCore) -> None:
+        """Start a snapshot when enough entries were applied since the last one.
+
+        Only the state machine's bytes are taken here, in the loop (they must match the applied
+        index); writing them runs in the background, so heartbeats and appends go on meanwhile.
+        """
+        if self._snapshotting or self._applied - self._snapshot_index < self.config.snapshot_every:
+            return
+        assert self._task_group is not None
+        meta = core.snapshot_meta(self._applied)
+        parts = self._snapshot_parts()
+        self._snapshotting = True
+        self._task_group.start_soon(self._write_snapshot, core, meta, parts)
+
+    async def _write_snapshot(
+        self, core: RaftCore, meta: SnapshotMeta, parts: Callable[[], Iterable[bytes]]
+    ) -> None:
         store = self._store
         assert store is not None
-        meta = core.snapshot_meta(self._applied)
-        data = self._snapshot_bytes()
         stored = StoredSnapshotMeta(meta.index, meta.term, meta.config.encode())
-
-        def write() -> None:
-            store.save_snapshot(stored, data)
+        try:
+            written = await anyio.to_thread.run_sync(
+                lambda: store.save_snapshot(stored, parts()), abandon_on_cancel=False
+            )
+        finally:
+            self._snapshotting = False
+        # Back in the loop: drop the log the snapshot covers. A newer snapshot installed from
+        # the leader meanwhile has already replaced it all.
+        try:
             store.compact(meta.index)
-
-        await anyio.to_thread.run_sync(write, abandon_on_cancel=False)
-        core.compact(meta)
-        self._snapshot_index = meta.index
-        log.info("raft: snapshot at %d (%d bytes); log compacted", meta.index, len(data))
+            core.compact(meta)
+        except (ValueError, StorageError) as exc:
+            log.info("raft: snapshot at %d superseded: %s", meta.index, exc)
+            return
+        self._snapshot_index = max(self._snapshot_index, meta.index)
+        log.info("raft: snapshot at %d (%d bytes); log compacted", meta.index, written.size)
 
     async def _send_snapshot_chunk(self, core: RaftCore, request: Any) -> None:
         store = self._store

@@ -19,7 +19,7 @@ Guarantees every backend gives:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +76,17 @@ class StateMachine(Protocol):
 
     def restore(self, data: bytes, index: int) -> None:
         """Replace the whole state with a snapshot taken at log ``index``."""
+
+
+class SnapshotView(Protocol):
+    """Optional, for state machines with a large state: :meth:`snapshot_view` is called in the
+    event loop and must be cheap (take an immutable view: a shallow copy of a dict of immutable
+    values, say); the function it returns runs in a worker thread and yields the snapshot's
+    bytes in pieces, equal to what :meth:`StateMachine.snapshot` would return. Backends use it
+    when present so that snapshotting a large state does not stall the loop."""
+
+    def snapshot_view(self) -> Callable[[], Iterable[bytes]]:
+        """A function producing the current state's snapshot bytes, safe to run elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,7 @@ __all__ = [
     "ConsensusError",
     "ConsensusUnavailable",
     "NotLeader",
+    "SnapshotView",
     "StateMachine",
     "load_backend",
 ]

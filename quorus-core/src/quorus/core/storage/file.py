@@ -546,6 +546,12 @@ class FileLogStore(LogStore):
 
     def _snapshot_installed(self, meta: SnapshotMeta, path: Path) -> None:
         previous = self._snapshot
+        if previous is not None and previous[0].index > meta.index:
+            # A newer snapshot became current while this one was being written (one taken
+            # locally in the background, one received from the leader): keep the newer.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return
         self._snapshot = (meta, path)
         if previous is not None and previous[1] != path:
             with contextlib.suppress(FileNotFoundError):

@@ -52,9 +52,12 @@ class _MemorySnapshotWriter(SnapshotWriter):
         self._done = True
         data = b"".join(self._chunks)
         meta = SnapshotMeta(self._meta.index, self._meta.term, self._meta.configuration, len(data))
-        # A snapshot is written durably on its own, as the file store does.
-        self._store._snapshot = (meta, data)
-        self._store.disk.snapshot = (meta, data)
+        # A snapshot is written durably on its own, as the file store does; an older one than
+        # the current snapshot (written in the background meanwhile) is dropped.
+        current = self._store._snapshot
+        if current is None or current[0].index <= meta.index:
+            self._store._snapshot = (meta, data)
+            self._store.disk.snapshot = (meta, data)
         return meta
 
     def abort(self) -> None:
