@@ -1,0 +1,267 @@
+"""The controller's agent listener: one :class:`AgentLink` per TCP connection, speaking the
+``quorus-agent`` protocol through the sans-IO
+:class:`~quorus.core.agentproto.ControllerSession`.
+
+The link feeds frames and timer ticks to the session and carries out what it asks: messages
+to send, and actions the controller records (registration, results and deregistration go
+through consensus; heartbeats and progress are soft state). A frame that is not a message,
+a message out of order, wrong credentials or a wrong version is answered with the session's
+``error`` and the connection closed, with nothing recorded. On a node that does not lead,
+registration is answered with a ``redirect`` to the leader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import ByteStream
+from quorus.core.agentproto import (
+    AgentDeregistering,
+    AgentDisconnected,
+    AgentProtocolError,
+    AttemptCompleted,
+    AttemptFailed,
+    CloseConnection,
+    ControllerSession,
+    Error,
+    ErrorCode,
+    HeartbeatReceived,
+    JobAttempt,
+    Message,
+    ProgressReported,
+    RegistrationRequested,
+    Step,
+    from_wire,
+    to_wire,
+)
+from quorus.core.controller import model
+from quorus.core.controller.commands import (
+    CompleteAttempt,
+    DeregisterAgent,
+    FailAttempt,
+    JobStarted,
+    RegisterAgent,
+)
+from quorus.core.controller.model import AgentState, JobState
+from quorus.core.controller.service import CommandRefused, LeaderElsewhere, Unavailable
+from quorus.core.controller.softstate import AgentReport
+from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
+
+if TYPE_CHECKING:
+    from quorus.core.agentproto import Register
+    from quorus.core.controller.server import ControllerServer
+
+log = logging.getLogger(__name__)
+
+
+def register_command(register: Register, at: float) -> RegisterAgent:
+    """The replicated command for an agent's ``register`` message."""
+    caps = register.capabilities
+    res = register.resources
+    loc = register.location
+    return RegisterAgent(
+        agent_id=register.agent_id, at=at, hostname=register.hostname,
+        version=register.version,
+        capabilities=model.AgentCapabilities(
+            protocols=tuple(caps.protocols), max_concurrent=caps.max_concurrent_transfers,
+            max_bandwidth_mbps=caps.max_bandwidth_mbps, features=tuple(caps.supported_features),
+        ),
+        resources=model.AgentResources(
+            cpu_cores=res.cpu.cores or None, cpu_architecture=res.cpu.architecture or None,
+            memory_total_mb=res.memory.total_mb or None,
+            memory_available_mb=res.memory.available_mb or None,
+            storage_total_gb=res.storage.total_gb or None,
+            storage_available_gb=res.storage.available_gb or None,
+            network_interfaces=tuple(res.network.interfaces),
+            network_bandwidth_mbps=res.network.total_bandwidth_mbps,
+        ),
+        location=model.AgentLocation(
+            datacenter=loc.datacenter or None, zone=loc.zone or None, region=loc.region or None,
+            tags=tuple(loc.tags),
+        ),
+        labels=dict(register.labels),
+        holding=tuple(model.AttemptRef(j.job_id, j.attempt) for j in register.current_jobs),
+    )
+
+
+class AgentLink:
+    """One agent connection (see the module docstring)."""
+
+    def __init__(self, server: ControllerServer, stream: ByteStream) -> None:
+        self.server = server
+        self.framed = FramedStream(stream, max_frame_size=server.settings.max_agent_frame_bytes)
+        self.session = ControllerSession(
+            server.settings.node_id, server.authenticate_hello, now=anyio.current_time()
+        )
+        self.closed = False
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.session.agent_id
+
+    # -- the connection's loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        reason = "connection closed"
+        try:
+            while not self.closed:
+                deadline = self.session.next_deadline()
+                delay = None if deadline is None else max(0.0, deadline - anyio.current_time())
+                raw: object = None
+                with anyio.move_on_after(delay) as waited:
+                    raw = await self.framed.receive()
+                if waited.cancelled_caught:
+                    await self.carry_out(self.session.tick(anyio.current_time()))
+                    continue
+                step = self.session.receive(from_wire(raw), anyio.current_time())
+                await self.carry_out(step)
+        except AgentProtocolError as exc:
+            reason = str(exc)
+            log.info("agent connection closed: %s", exc)
+            await self._send_quietly(exc.reply)
+        except ConnectionClosedError as exc:
+            reason = str(exc)
+        except WireError as exc:  # oversized or undecodable frame
+            reason = str(exc)
+            log.info("agent connection closed: %s", exc)
+            await self._send_quietly(Error(ErrorCode.MALFORMED, str(exc)))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+                await self.carry_out(self.session.connection_lost(anyio.current_time(), reason))
+
+    async def _send_quietly(self, message: Message) -> None:
+        try:
+            with anyio.move_on_after(1):
+                await self.framed.send(to_wire(message))
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, WireError):
+            pass
+
+    async def _close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self.framed.aclose()
+
+    async def push(self, step: Step) -> None:
+        """Carry out a step the server made (an assignment, an abort, a drain)."""
+        if not self.closed:
+            await self.carry_out(step)
+
+    async def carry_out(self, step: Step) -> None:
+        for message in step.send:
+            if self.closed:
+                break
+            try:
+                await self.framed.send(to_wire(message))
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await self._close()
+        for action in step.actions:
+            if isinstance(action, CloseConnection):
+                await self._close()
+            elif isinstance(action, RegistrationRequested):
+                await self.carry_out(await self._register(action))
+            elif isinstance(action, HeartbeatReceived):
+                self._heartbeat(action)
+            elif isinstance(action, ProgressReported):
+                await self._progress(action)
+            elif isinstance(action, AttemptCompleted | AttemptFailed):
+                await self.carry_out(await self._result(action))
+            elif isinstance(action, AgentDeregistering):
+                await self._deregistering(action)
+            elif isinstance(action, AgentDisconnected):
+                self.server.agent_gone(action.agent_id, self)
+
+    # -- what the agent said --------------------------------------------------------------------
+
+    async def _register(self, action: RegistrationRequested) -> Step:
+        server = self.server
+        if not server.leading:
+            return self._redirect()
+        agent_id = action.register.agent_id
+        try:
+            applied = await server.propose(register_command(action.register, time.time()))
+        except LeaderElsewhere:
+            return self._redirect()
+        except CommandRefused as exc:
+            return self.session.reject(str(exc))
+        except Unavailable as exc:
+            await self._send_quietly(Error(ErrorCode.INTERNAL, str(exc)))
+            await self._close()
+            return Step()
+        abort = [JobAttempt(o.job_id, o.attempt) for o in applied.abort if o.agent_id == agent_id]
+        step = self.session.accept(
+            heartbeat_interval=server.settings.heartbeat_interval,
+            progress_interval=server.settings.progress_interval,
+            controllers=server.controller_addresses(), abort=abort,
+        )
+        await self.carry_out(step)
+        await server.agent_registered(agent_id, self)
+        agent = server.state.agent(agent_id)
+        if agent is not None and agent.state is AgentState.DRAINING and agent.drain_deadline:
+            return self.session.drain(max(0.0, agent.drain_deadline - time.time()))
+        return Step()
+
+    def _redirect(self) -> Step:
+        return self.session.redirect(self.server.leader_address(), self.server.controller_addresses())
+
+    def _heartbeat(self, action: HeartbeatReceived) -> None:
+        server = self.server
+        heartbeat = action.heartbeat
+        now = time.time()
+        server.liveness.heartbeat(
+            action.agent_id, now, sequence=heartbeat.sequence,
+            free_slots=heartbeat.available_capacity,
+        )
+        server.soft.reports[action.agent_id] = AgentReport.of(heartbeat, now)
+
+    async def _progress(self, action: ProgressReported) -> None:
+        server = self.server
+        progress = action.progress
+        server.soft.record_progress(progress, time.time())
+        job = server.state.job(progress.job_id)
+        if (job is not None and job.state is JobState.ASSIGNED and job.attempt == progress.attempt
+                and job.agent_id == action.agent_id):
+            try:
+                await server.propose(JobStarted(job.id, action.agent_id, progress.attempt,
+                                                time.time()))
+            except (CommandRefused, LeaderElsewhere, Unavailable) as exc:
+                log.debug("job %s not marked running: %s", job.id, exc)
+
+    async def _result(self, action: AttemptCompleted | AttemptFailed) -> Step:
+        server = self.server
+        now = time.time()
+        if isinstance(action, AttemptCompleted):
+            done = action.completed
+            job_id, attempt = done.job_id, done.attempt
+            command: CompleteAttempt | FailAttempt = CompleteAttempt(
+                job_id, action.agent_id, attempt, now, done.bytes_transferred, done.sha256
+            )
+        else:
+            failed = action.failed
+            job_id, attempt = failed.job_id, failed.attempt
+            command = FailAttempt(job_id, action.agent_id, attempt, now,
+                                  f"{failed.error_type}: {failed.message}", failed.retryable)
+        try:
+            applied = await server.propose(command)
+        except CommandRefused as exc:
+            return self.session.result_recorded(job_id, attempt, False, str(exc))
+        except (LeaderElsewhere, Unavailable):
+            # Not recorded: the agent resends the result once registered with the leader.
+            await self._close()
+            return Step()
+        server.result_recorded(action.agent_id, job_id)
+        return self.session.result_recorded(job_id, attempt, True, applied.message)
+
+    async def _deregistering(self, action: AgentDeregistering) -> None:
+        try:
+            await self.server.propose(DeregisterAgent(action.agent_id, time.time(), action.reason))
+        except (CommandRefused, LeaderElsewhere, Unavailable) as exc:
+            log.info("agent %s deregistration not recorded: %s", action.agent_id, exc)
+        self.server.agent_gone(action.agent_id, self, forget=True)
+
+
+__all__ = ["AgentLink", "register_command"]

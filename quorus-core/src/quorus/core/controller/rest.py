@@ -1,0 +1,422 @@
+"""The controller's HTTP/JSON API, with its OpenAPI 3 document at ``/openapi.json``.
+
+Built on FastAPI: it derives the OpenAPI document and the request validation from the same
+typed models, and runs on Starlette, which is written against anyio, so the API is served by
+hypercorn under asyncio and trio alike, like the rest of the controller.
+
+Every path but ``/healthz``, ``/readyz`` and the OpenAPI document (which holds no data)
+needs ``Authorization: Bearer TOKEN``. Errors are JSON ``{"error": CODE, "message": TEXT}``:
+400 invalid JSON, URI, filter or cursor; 401 missing or wrong token; 404 unknown job, agent
+or path; 409 a command the state refuses (``error`` is the rejection code); 413 a body over
+the limit; 422 a body that is JSON but not the expected shape; 501 what the consensus backend
+cannot do; 503 no leader or no quorum. Writes (and linearizable reads) sent to a controller
+that does not lead are answered ``307 Temporary Redirect`` to the same path on the leader.
+Nothing is applied to the state when a request is refused.
+"""
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from pydantic import BaseModel, ConfigDict, Field
+from quorus.core.auth import Principal
+from quorus.core.controller.model import (
+    AgentState,
+    JobOptions,
+    JobPlacement,
+    JobState,
+    LabelRequirement,
+    RetryPolicy,
+    Site,
+)
+from quorus.core.controller.service import (
+    CommandRefused,
+    InvalidRequest,
+    LeaderElsewhere,
+    NotSupported,
+    ResourceNotFound,
+    ServiceError,
+    Unavailable,
+    page_json,
+)
+from quorus.core.errors import InvalidURIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:
+    from quorus.core.controller.server import ControllerServer
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+
+
+# -- request bodies ------------------------------------------------------------------------------
+
+
+class SiteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: str | None = None
+    datacenter: str | None = None
+    zone: str | None = None
+
+    def site(self) -> Site:
+        return Site(self.region, self.datacenter, self.zone)
+
+
+class JobSubmission(BaseModel):
+    """A transfer to run on the fleet. ``source`` and ``destination`` are URIs (or absolute
+    paths for ``file``); ``id`` makes the submission safe to retry."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=8192)
+    destination: str = Field(min_length=1, max_length=8192)
+    id: str | None = Field(default=None, min_length=1, max_length=256, pattern=_ID)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    checksum: str | None = Field(default=None, pattern=r"^sha256:[0-9a-fA-F]{64}$")
+    expected_size: int | None = Field(default=None, ge=0)
+    overwrite: Literal["fail", "overwrite", "skip-same"] = "fail"
+    bandwidth_mbps: float | None = Field(default=None, gt=0)
+    protocol_options: dict[str, str] = Field(default_factory=dict)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    affinity: list[str] = Field(default_factory=list, max_length=32)
+    anti_affinity: list[str] = Field(default_factory=list, max_length=32)
+    required_site: SiteBody | None = None
+    preferred_site: SiteBody | None = None
+    tenant: str = Field(default="default", min_length=1, max_length=128, pattern=_ID)
+    namespace: str = Field(default="default", min_length=1, max_length=128, pattern=_ID)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="cancelled on request", max_length=1024)
+
+
+class DrainBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout: float | None = Field(default=None, ge=0, le=86_400)
+
+
+class MemberBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node_id: str = Field(min_length=1, max_length=64, pattern=_ID)
+    address: str = Field(min_length=3, max_length=300, pattern=r"^[^\s:]+:[0-9]{1,5}$")
+
+
+class LeaderBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node_id: str = Field(min_length=1, max_length=64, pattern=_ID)
+
+
+def _labels(texts: list[str]) -> tuple[LabelRequirement, ...]:
+    try:
+        return tuple(LabelRequirement.parse(t) for t in texts)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    return JSONResponse({"error": code, "message": message, **extra}, status, headers=headers)
+
+
+class Unauthorized(ServiceError):
+    """No bearer token, or not a valid one."""
+
+
+def _service_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, LeaderElsewhere):
+        if exc.leader_url:
+            target = exc.leader_url + request.url.path
+            if request.url.query:
+                target += "?" + request.url.query
+            return _error(307, "not-leader", str(exc), leader=exc.leader_id,
+                          headers={"Location": target})
+        return _error(503, "no-leader", str(exc), leader=exc.leader_id,
+                      headers={"Retry-After": "1"})
+    if isinstance(exc, Unauthorized):
+        return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, CommandRefused):
+        return _error(409, str(exc.rejected.code), str(exc))
+    if isinstance(exc, ResourceNotFound):
+        return _error(404, "not-found", str(exc))
+    if isinstance(exc, InvalidRequest | InvalidURIError):
+        return _error(400, "invalid-request", str(exc))
+    if isinstance(exc, NotSupported):
+        return _error(501, "not-supported", str(exc))
+    if isinstance(exc, Unavailable):
+        return _error(503, "unavailable", str(exc), headers={"Retry-After": "1"})
+    return _error(500, "internal", f"{type(exc).__name__}: {exc}")
+
+
+def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error(400, "invalid-json", "the request body is not valid JSON")
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+        for e in errors
+    ]
+    where = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return _error(422, "invalid-request", f"the request does not fit: {where}", details=details)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return _error(exc.status_code, code, str(exc.detail))
+
+
+class BodyLimit:
+    """Refuses (413) a request body over ``limit`` bytes before the application sees any of
+    it, whether announced by ``Content-Length`` or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await self._refuse(send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = _error(413, "too-large", f"the request body exceeds {self.limit} bytes")
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+class _StateCollector:
+    """Prometheus gauges read from the controller at scrape time."""
+
+    def __init__(self, server: "ControllerServer") -> None:
+        self.server = server
+
+    def collect(self) -> Any:
+        server = self.server
+        state = server.state
+        jobs = GaugeMetricFamily("quorus_jobs", "Jobs by state", labels=["state"])
+        for job_state in JobState:
+            jobs.add_metric([str(job_state)], state.count(job_state))
+        yield jobs
+        agents = GaugeMetricFamily("quorus_agents", "Agents by state", labels=["state"])
+        counts = {s: 0 for s in AgentState}
+        for agent in state.agents.values():
+            counts[agent.state] += 1
+        for agent_state, count in counts.items():
+            agents.add_metric([str(agent_state)], count)
+        yield agents
+        yield GaugeMetricFamily("quorus_agents_connected",
+                                "Agents connected to this controller", value=len(server.links))
+        yield GaugeMetricFamily("quorus_controller_leader",
+                                "1 when this controller leads", value=int(server.leading))
+        yield GaugeMetricFamily("quorus_controller_applied_index",
+                                "Last log index applied to the state", value=state.applied_index)
+        yield GaugeMetricFamily("quorus_jobs_waiting",
+                                "Queued jobs no agent can take now",
+                                value=len(server.soft.waiting))
+
+
+# -- the application ----------------------------------------------------------------------------
+
+
+def create_app(server: "ControllerServer") -> ASGIApp:
+    """The ASGI application serving ``server``'s API."""
+    service = server.service
+    authenticator = server.authenticator
+    app = FastAPI(
+        title="Quorus controller API",
+        version="1",
+        description=(__doc__ or "").split("\n\n", 1)[1],
+        docs_url=None, redoc_url=None,
+    )
+    registry = CollectorRegistry()
+    registry.register(_StateCollector(server))
+    bearer = HTTPBearer(auto_error=False, description="the controller's token")
+
+    def principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthorized("send Authorization: Bearer TOKEN (the controller's token)")
+        found = authenticator.authenticate({"token": credentials.credentials})
+        if found is None:
+            raise Unauthorized("the bearer token is not valid")
+        return found
+
+    Caller = Annotated[Principal, Depends(principal)]
+    Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
+
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(InvalidURIError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        """The process serves (no token needed)."""
+        return {"status": "ok", "node_id": server.settings.node_id}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> Response:
+        """A leader is known and, on the leader, its duties have started (no token needed)."""
+        leader = server.backend.leader_id
+        ready = leader is not None and (leader != server.settings.node_id or server.leading)
+        body = {"ready": ready, "node_id": server.settings.node_id, "leader": leader,
+                "leading": server.leading}
+        return JSONResponse(body, 200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics(_: Caller) -> Response:
+        """Prometheus metrics of this controller."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/jobs", status_code=201, tags=["jobs"])
+    async def submit_job(body: JobSubmission, caller: Caller) -> dict[str, Any]:
+        """Queue a transfer job."""
+        job = await service.submit_job(
+            body.source, body.destination, job_id=body.id,
+            options=JobOptions(
+                checksum=body.checksum.lower() if body.checksum else None,
+                expected_size=body.expected_size, overwrite=body.overwrite,
+                bandwidth_mbps=body.bandwidth_mbps, protocol_options=body.protocol_options,
+            ),
+            priority=body.priority,
+            placement=JobPlacement(
+                affinity=_labels(body.affinity), anti_affinity=_labels(body.anti_affinity),
+                required_site=body.required_site.site() if body.required_site else None,
+                preferred_site=body.preferred_site.site() if body.preferred_site else None,
+            ),
+            retry=RetryPolicy(body.max_attempts),
+            submitted_by=caller.name, tenant=body.tenant, namespace=body.namespace,
+        )
+        return service.job_view(job)
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    async def list_jobs(
+        _: Caller,
+        state: JobState | None = None,
+        agent: str | None = None,
+        tenant: str | None = None,
+        namespace: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+        consistent: Consistent = True,
+    ) -> dict[str, Any]:
+        """Jobs in submission order, filtered; follow ``next_cursor`` for the next page."""
+        page = await service.list_jobs(
+            state=state, agent_id=agent, tenant=tenant, namespace=namespace, limit=limit,
+            cursor=cursor, linearizable=consistent,
+        )
+        return page_json(page, service.job_view)
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    async def get_job(job_id: str, _: Caller, consistent: Consistent = True) -> dict[str, Any]:
+        """One job, with its attempts, progress and, while queued, why it waits."""
+        return service.job_view(await service.get_job(job_id, linearizable=consistent))
+
+    @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
+    async def cancel_job(
+        job_id: str, _: Caller, body: CancelBody | None = None
+    ) -> dict[str, Any]:
+        """Cancel a job that has not finished; an agent running it is told to abort."""
+        reason = body.reason if body is not None else "cancelled on request"
+        return service.job_view(await service.cancel_job(job_id, reason))
+
+    @app.get("/v1/agents", tags=["agents"])
+    async def list_agents(_: Caller, consistent: Consistent = True) -> dict[str, Any]:
+        """Every agent: the replicated record and the leader's view (heartbeat, slots, jobs)."""
+        agents = await service.list_agents(linearizable=consistent)
+        return {"agents": [service.agent_view(a) for a in agents]}
+
+    @app.get("/v1/agents/{agent_id}", tags=["agents"])
+    async def get_agent(
+        agent_id: str, _: Caller, consistent: Consistent = True
+    ) -> dict[str, Any]:
+        return service.agent_view(await service.get_agent(agent_id, linearizable=consistent))
+
+    @app.post("/v1/agents/{agent_id}/drain", tags=["agents"])
+    async def drain_agent(
+        agent_id: str, _: Caller, body: DrainBody | None = None
+    ) -> dict[str, Any]:
+        """Stop giving the agent work; it finishes its transfers (within ``timeout`` seconds)
+        and deregisters."""
+        timeout = body.timeout if body is not None and body.timeout is not None else (
+            server.settings.drain_timeout)
+        return service.agent_view(await service.drain_agent(agent_id, timeout))
+
+    @app.get("/v1/cluster", tags=["cluster"])
+    async def cluster(_: Caller) -> dict[str, Any]:
+        """This node's view of the quorum: leader, term, members, commit and applied index."""
+        status = await service.cluster_status()
+        status["leading"] = server.leading
+        status["uptime_seconds"] = round(time.time() - server.started_at, 3)
+        return status
+
+    @app.post("/v1/cluster/members", status_code=202, tags=["cluster"])
+    async def add_member(body: MemberBody, _: Caller) -> dict[str, Any]:
+        """Add a controller to the quorum (it catches up as a learner, then votes)."""
+        await service.add_member(body.node_id, body.address)
+        return {"added": body.node_id, "address": body.address}
+
+    @app.delete("/v1/cluster/members/{node_id}", status_code=202, tags=["cluster"])
+    async def remove_member(node_id: str, _: Caller) -> dict[str, Any]:
+        """Remove a controller from the quorum (the leader included)."""
+        await service.remove_member(node_id)
+        return {"removed": node_id}
+
+    @app.post("/v1/cluster/leader", status_code=202, tags=["cluster"])
+    async def transfer_leadership(body: LeaderBody, _: Caller) -> dict[str, Any]:
+        """Hand leadership to another controller."""
+        await service.transfer_leadership(body.node_id)
+        return {"leader": body.node_id}
+
+    return BodyLimit(app, server.settings.max_request_bytes)
+
+
+__all__ = ["BodyLimit", "JobSubmission", "create_app"]

@@ -1,0 +1,403 @@
+"""The controller process: the consensus backend replicating :class:`ControllerState`, the
+agent listener, the REST API, and — on the leader only — the scheduler and liveness loops.
+
+- The scheduler loop runs when woken (a submission, a result, a registration, an agent that
+  went away) and on a short timer: it plans a round with
+  :func:`~quorus.core.controller.scheduler.schedule` over the agents connected to this
+  leader, proposes each ``AssignJob`` and pushes the ``assign`` to the agent's connection.
+  Why the others wait is kept for the API.
+- The liveness loop proposes ``ExpireAgent``, ``AgentStateChanged`` and ``DeregisterAgent``
+  as :class:`~quorus.core.controller.liveness.Liveness` finds them due. Heartbeats and
+  progress are soft state (:mod:`.softstate`), never consensus writes.
+- Leadership is watched: a node that becomes leader waits for its replica to catch up (a
+  read barrier), starts its liveness clock afresh (every agent gets a full timeout of grace)
+  and begins scheduling; a node that loses it redirects its agents to the new leader.
+- Every abort order in a command's result (a cancelled job, a job taken back from an agent)
+  is pushed to the agent that holds the attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import sniffio
+from anyio.abc import ByteStream, TaskStatus
+from quorus.core.agentproto import Assign, ControllerAddress, TransferOptions
+from quorus.core.auth import Authenticator, TokenAuth, ensure_token_file, load_authenticator
+from quorus.core.consensus import (
+    ConsensusBackend,
+    ConsensusConfig,
+    ConsensusError,
+    ConsensusUnavailable,
+    NotLeader,
+    load_backend,
+)
+from quorus.core.controller.agentlink import AgentLink
+from quorus.core.controller.commands import AssignJob, Command
+from quorus.core.controller.liveness import Liveness
+from quorus.core.controller.model import JobRecord
+from quorus.core.controller.results import Applied, Rejected
+from quorus.core.controller.scheduler import schedule
+from quorus.core.controller.service import (
+    CommandRefused,
+    ControllerService,
+    LeaderElsewhere,
+    Unavailable,
+)
+from quorus.core.controller.settings import ControllerSettings, split_address
+from quorus.core.controller.softstate import SoftState
+from quorus.core.controller.state import ControllerState, installed_state_modules
+from quorus.core.engine.model import OverwritePolicy
+from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.wire import Hello
+
+log = logging.getLogger(__name__)
+
+#: How often leadership is checked, and the most assignments proposed in one round.
+LEADERSHIP_POLL = 0.05
+ROUND_LIMIT = 500
+
+
+def transfer_options(job: JobRecord) -> TransferOptions:
+    """What an agent needs to know of a job's options."""
+    options = job.options
+    checksum = options.checksum
+    digest = checksum.split(":", 1)[1].lower() if checksum and checksum.lower().startswith(
+        "sha256:") else None
+    bandwidth = (int(options.bandwidth_mbps * 1_000_000 / 8)
+                 if options.bandwidth_mbps else None)
+    return TransferOptions(
+        checksum=digest, size=options.expected_size,
+        overwrite=OverwritePolicy(options.overwrite), bandwidth_limit=bandwidth or None,
+        protocol_options=dict(options.protocol_options),
+    )
+
+
+def assign_message(job: JobRecord) -> Assign:
+    return Assign(job.id, job.attempt, job.source, job.destination, transfer_options(job),
+                  job.tenant, job.namespace)
+
+
+class ControllerServer:
+    """One controller process (see the module docstring). Run it with ``await run()`` (or
+    ``task_group.start(server.run)``, which returns once it listens); :meth:`stop` ends it."""
+
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        *,
+        backend_factory: Callable[[ConsensusConfig, ControllerState], ConsensusBackend]
+        | None = None,
+    ) -> None:
+        self.settings = settings
+        self._state = ControllerState(installed_state_modules())
+        self._soft = SoftState()
+        self._liveness = Liveness(settings.heartbeat_interval, settings.missed_heartbeats)
+        self.token, self.token_file, self.token_created = self._resolve_token()
+        self.authenticator: Authenticator = self._make_authenticator()
+        config = ConsensusConfig(
+            node_id=settings.node_id,
+            members=settings.raft_members,
+            data_dir=settings.data_dir / "consensus",
+            storage=settings.storage,
+            snapshot_every=settings.snapshot_every,
+            options=self._consensus_options(),
+        )
+        if backend_factory is not None:
+            self._backend = backend_factory(config, self._state)
+        else:
+            self._backend = load_backend(settings.consensus, config, self._state)
+        self.service = ControllerService(self)
+        self.links: dict[str, AgentLink] = {}
+        self.leading = False
+        self._wake = anyio.Event()
+        self._stopping = anyio.Event()
+        self._http_shutdown = anyio.Event()
+        self.started_at = time.time()
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def _resolve_token(self) -> tuple[Secret, Any, bool]:
+        if self.settings.token is not None:
+            secret = resolve_secret(self.settings.token)
+            assert secret is not None
+            return secret, None, False
+        path, created = ensure_token_file(self.settings.data_dir)
+        secret = resolve_secret(f"file:{path}")
+        assert secret is not None
+        return secret, path, created
+
+    def _make_authenticator(self) -> Authenticator:
+        if self.settings.token is None:
+            return TokenAuth(self.token, name="token-holder")
+        return load_authenticator("token", {"token": self.token})
+
+    def _consensus_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = dict(self.settings.raft_options)
+        if self.settings.consensus != "standalone":
+            options.setdefault("listen", self.settings.peer(self.settings.node_id).raft
+                               or "127.0.0.1:0")
+            cluster = resolve_secret(self.settings.cluster_token) or self.token
+            options.setdefault("token", cluster)
+        return options
+
+    # -- what the service and the links read ----------------------------------------------------
+
+    @property
+    def state(self) -> ControllerState:
+        return self._state
+
+    @property
+    def backend(self) -> ConsensusBackend:
+        return self._backend
+
+    @property
+    def soft(self) -> SoftState:
+        return self._soft
+
+    @property
+    def liveness(self) -> Liveness:
+        return self._liveness
+
+    def authenticate_hello(self, hello: Hello) -> bool:
+        return (hello.auth_method == self.authenticator.method
+                and self.authenticator.authenticate(hello.credentials) is not None)
+
+    def leader_url(self, leader_id: str | None) -> str | None:
+        if leader_id is None:
+            return None
+        http = self.settings.peer(leader_id).http
+        return f"http://{http}" if http else None
+
+    def leader_address(self) -> ControllerAddress | None:
+        """The leader's agent address, for redirects."""
+        leader = self._backend.leader_id
+        if leader is None or leader == self.settings.node_id:
+            return None
+        agents = self.settings.peer(leader).agents
+        return ControllerAddress(leader, agents) if agents else None
+
+    def controller_addresses(self) -> list[ControllerAddress]:
+        """Every controller's agent address known to this node, this node's first."""
+        ids = [self.settings.node_id, *sorted(set(self.settings.peers) - {self.settings.node_id})]
+        addresses = []
+        for node_id in ids:
+            agents = self.settings.peer(node_id).agents
+            if agents:
+                addresses.append(ControllerAddress(node_id, agents))
+        return addresses
+
+    # -- proposals ------------------------------------------------------------------------------
+
+    async def propose(self, command: Command) -> Applied:
+        """Replicate ``command``; push the aborts its result orders and wake the scheduler."""
+        try:
+            result = await self._backend.propose(command.encode())
+        except NotLeader as exc:
+            raise LeaderElsewhere(exc.leader_id, self.leader_url(exc.leader_id),
+                                  maybe_committed=exc.maybe_committed) from None
+        except ConsensusUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+        except ConsensusError as exc:
+            raise Unavailable(str(exc)) from None
+        if isinstance(result, Rejected):
+            raise CommandRefused(result)
+        assert isinstance(result, Applied)
+        for order in result.abort:
+            link = self.links.get(order.agent_id)
+            if link is not None and link.session.active:
+                await link.push(link.session.abort(
+                    order.job_id, order.attempt, f"{command.NAME}: the attempt moved or ended"
+                ))
+        if result.jobs or result.agents:
+            self.wake_scheduler()
+        return result
+
+    def wake_scheduler(self) -> None:
+        self._wake.set()
+
+    async def push_drain(self, agent_id: str, grace: float) -> None:
+        link = self.links.get(agent_id)
+        if link is not None and link.session.active:
+            await link.push(link.session.drain(grace))
+
+    # -- agent links ------------------------------------------------------------------------------
+
+    async def agent_registered(self, agent_id: str, link: AgentLink) -> None:
+        old = self.links.get(agent_id)
+        self.links[agent_id] = link
+        if old is not None and old is not link:
+            # The agent came back on a new connection: the old one is stale.
+            await old.push(old.session.redirect(None, self.controller_addresses()))
+        self._soft.connected.add(agent_id)
+        self._liveness.heartbeat(agent_id, time.time())
+        self.wake_scheduler()
+
+    def agent_gone(self, agent_id: str, link: AgentLink, *, forget: bool = False) -> None:
+        if self.links.get(agent_id) is not link:
+            return
+        del self.links[agent_id]
+        self._soft.connected.discard(agent_id)
+        self._soft.reports.pop(agent_id, None)
+        if forget:
+            self._liveness.forget(agent_id)
+        else:
+            self._liveness.disconnected(agent_id)
+        self.wake_scheduler()
+
+    def result_recorded(self, agent_id: str, job_id: str) -> None:
+        self._soft.progress.pop(job_id, None)
+        # The slot it freed counts at once, not at the agent's next heartbeat.
+        self._liveness.heartbeat(agent_id, time.time())
+        self.wake_scheduler()
+
+    async def _serve_agent(self, stream: ByteStream) -> None:
+        await AgentLink(self, stream).run()
+
+    # -- leader duties --------------------------------------------------------------------------
+
+    async def _watch_leadership(self) -> None:
+        while True:
+            leader = self._backend.is_leader
+            if leader and not self.leading:
+                try:
+                    await self._backend.read_barrier()
+                except ConsensusError as exc:
+                    log.info("leadership not confirmed yet: %s", exc)
+                    await anyio.sleep(LEADERSHIP_POLL)
+                    continue
+                self._soft.clear()
+                self._liveness.start_leading(time.time())
+                self.leading = True
+                log.info("%s leads; agents have %.3g s of grace", self.settings.node_id,
+                         self._liveness.timeout)
+                self.wake_scheduler()
+            elif not leader and self.leading:
+                self.leading = False
+                self._liveness.stop_leading()
+                self._soft.clear()
+                links, self.links = list(self.links.values()), {}
+                for link in links:
+                    await link.push(link.session.redirect(
+                        self.leader_address(), self.controller_addresses()
+                    ))
+                log.info("%s no longer leads", self.settings.node_id)
+            await anyio.sleep(LEADERSHIP_POLL)
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            with anyio.move_on_after(self.settings.schedule_interval):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            if self.leading:
+                try:
+                    await self.schedule_round()
+                except (LeaderElsewhere, Unavailable) as exc:
+                    log.info("scheduling paused: %s", exc)
+
+    async def schedule_round(self) -> int:
+        """Plan and carry out one round; returns how many jobs were assigned."""
+        now = time.time()
+        capacity = {a: c for a, c in self._liveness.capacity(now).items() if a in self.links}
+        plan = schedule(self._state, capacity, max_assignments=ROUND_LIMIT)
+        self._soft.waiting = dict(plan.waiting)
+        assigned = 0
+        for assignment in plan.assignments:
+            link = self.links.get(assignment.agent_id)
+            if link is None or not link.session.active:
+                continue
+            try:
+                applied = await self.propose(AssignJob(
+                    assignment.job_id, assignment.agent_id, assignment.attempt, time.time()
+                ))
+            except CommandRefused as exc:
+                log.debug("assignment refused: %s", exc)
+                continue
+            job = next(j for j in applied.jobs if j.id == assignment.job_id)
+            await link.push(link.session.assign(assign_message(job)))
+            assigned += 1
+        if len(plan.assignments) >= ROUND_LIMIT:
+            self.wake_scheduler()
+        return assigned
+
+    async def _liveness_loop(self) -> None:
+        period = min(self._liveness.interval / 4, 1.0)
+        while True:
+            await anyio.sleep(period)
+            if not self.leading:
+                continue
+            for command in self._liveness.review(self._state, time.time()):
+                try:
+                    await self.propose(command)
+                except CommandRefused as exc:
+                    log.debug("liveness command refused: %s", exc)
+                except (LeaderElsewhere, Unavailable) as exc:
+                    log.info("liveness review paused: %s", exc)
+                    break
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[ControllerServer] = anyio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Serve until :meth:`stop`; ``task_status.started`` once every listener is open."""
+        from quorus.core.controller.rest import create_app
+
+        host, port = split_address(self.settings.listen_agents)
+        async with self._backend:
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+            app = create_app(self)
+            http_stopped = anyio.Event()
+            async with listener, anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, self._serve_agent)
+                tg.start_soon(self._serve_http, app, http_stopped)
+                tg.start_soon(self._watch_leadership)
+                tg.start_soon(self._schedule_loop)
+                tg.start_soon(self._liveness_loop)
+                await self._wait_http()
+                task_status.started(self)
+                await self._stopping.wait()
+                self._http_shutdown.set()
+                with anyio.move_on_after(5):
+                    await http_stopped.wait()
+                tg.cancel_scope.cancel()
+
+    async def _serve_http(self, app: Any, stopped: anyio.Event) -> None:
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind = [self.settings.listen_http]
+        config.accesslog = None
+        config.graceful_timeout = 1.0
+        try:
+            if sniffio.current_async_library() == "trio":
+                from hypercorn.trio import serve as trio_serve
+
+                await trio_serve(app, config, shutdown_trigger=self._http_shutdown.wait)
+            else:
+                from hypercorn.asyncio import serve as asyncio_serve
+
+                await asyncio_serve(app, config, shutdown_trigger=self._http_shutdown.wait)
+        finally:
+            stopped.set()
+
+    async def _wait_http(self) -> None:
+        host, port = split_address(self.settings.listen_http)
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    stream = await anyio.connect_tcp(host, port)
+                except OSError:
+                    await anyio.sleep(0.02)
+                    continue
+                await stream.aclose()
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+__all__ = ["ControllerServer", "assign_message", "transfer_options"]
