@@ -89,10 +89,11 @@ class ControllerSettings:
         if self.listen_raft is not None:
             check_address(self.listen_raft, "listen_raft")
         for name, value in (("heartbeat_interval", self.heartbeat_interval),
-                            ("progress_interval", self.progress_interval),
                             ("schedule_interval", self.schedule_interval)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be positive, not {value}")
+        if not self.progress_interval >= 0:
+            raise ConfigurationError("progress_interval must not be negative")
         if self.missed_heartbeats < 1:
             raise ConfigurationError("missed_heartbeats must be at least 1")
         if self.max_request_bytes < 1024 or self.max_agent_frame_bytes < 1024:
