@@ -1,0 +1,165 @@
+"""An agent's settings and their defaults: which controllers, who it is, where it works, how
+much it runs at once, where it is, and the token it presents.
+
+The embedded default joins a controller on this machine: ``127.0.0.1`` at
+:data:`DEFAULT_CONTROLLER_PORT`, with the token the controller wrote in its data directory
+(:data:`DEFAULT_TOKEN_FILE`). The agent id defaults to one derived from the host name,
+created once and kept in the work directory so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quorus.core.agentproto import AgentLocation, Backoff, ControllerAddress
+from quorus.core.errors import ConfigurationError
+from quorus.core.secrets import Secret, resolve_secret
+
+#: The port a controller listens on for agents unless told otherwise.
+DEFAULT_CONTROLLER_PORT = 7400
+#: The token file the embedded controller writes in its data directory (``./quorus-data``).
+DEFAULT_TOKEN_FILE = "quorus-data/token"
+#: The agent's own directory: its id, its lock; the disk space it reports is measured here.
+DEFAULT_WORK_DIR = "quorus-agent"
+DEFAULT_MAX_CONCURRENT = 4
+#: Seconds a drain (SIGTERM, or the controller's) lets running transfers finish.
+DEFAULT_DRAIN_TIMEOUT = 30.0
+#: Seconds allowed to open a TCP connection to a controller.
+CONNECT_TIMEOUT = 5.0
+AGENT_ID_FILE = "agent-id"
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything an :class:`~quorus.core.agent.runtime.AgentRuntime` needs.
+
+    ``bandwidth_limit`` is bytes/s per transfer (``None``: none); ``labels`` are matched by
+    the jobs' affinity rules; ``protocols`` restricts the schemes advertised (``None``: every
+    protocol plugin that loads).
+    """
+
+    controllers: tuple[ControllerAddress, ...]
+    agent_id: str
+    token: Secret
+    work_dir: Path
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    location: AgentLocation = field(default_factory=AgentLocation)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    bandwidth_limit: int | None = None
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    protocols: tuple[str, ...] | None = None
+    features: tuple[str, ...] = ("resume", "sha256-verify", "attempt-staging")
+    backoff: Backoff = field(default_factory=Backoff)
+    connect_timeout: float = CONNECT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.controllers:
+            raise ConfigurationError("an agent needs at least one controller address")
+        if self.max_concurrent < 1:
+            raise ConfigurationError(f"max concurrent transfers must be 1 or more, not {self.max_concurrent}")
+        if self.drain_timeout < 0:
+            raise ConfigurationError("the drain timeout must not be negative")
+        if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:
+            raise ConfigurationError("the bandwidth limit must be positive")
+
+
+def parse_controllers(text: str | Sequence[str]) -> tuple[ControllerAddress, ...]:
+    """``host:port,host:port`` (or a list of them) as controller addresses; a bare host gets
+    :data:`DEFAULT_CONTROLLER_PORT`. The address stands in for the controller's id until the
+    controller names itself."""
+    items = [text] if isinstance(text, str) else list(text)
+    addresses: list[ControllerAddress] = []
+    for item in items:
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            host, sep, port = part.rpartition(":")
+            if not sep or not port.isdigit():
+                host, port = part, str(DEFAULT_CONTROLLER_PORT)
+            host = host.strip("[]") if host.startswith("[") else host
+            address = f"{host}:{port}"
+            try:
+                addresses.append(ControllerAddress(address, address))
+            except ValueError as exc:
+                raise ConfigurationError(f"controller address {part!r}: {exc}") from None
+    if not addresses:
+        raise ConfigurationError("no controller address given: use host:port[,host:port...]")
+    return tuple(addresses)
+
+
+def parse_labels(items: Sequence[str]) -> dict[str, str]:
+    """``key=value`` items as a mapping."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(f"label {item!r}: expected key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def resolve_token(spec: str | None, *, cwd: Path | None = None) -> Secret:
+    """The token to present: ``spec`` as text, ``env:NAME`` or ``file:PATH``; without one, the
+    embedded controller's token file under ``cwd``."""
+    if spec is None:
+        path = (cwd or Path.cwd()) / DEFAULT_TOKEN_FILE
+        if not path.is_file():
+            raise ConfigurationError(
+                f"no token given and {path} does not exist: start quorus-controller in this "
+                "directory first, or pass --token (text, env:NAME or file:PATH)"
+            )
+        spec = f"file:{path}"
+    secret = resolve_secret(spec)
+    assert secret is not None
+    if not secret.reveal():
+        raise ConfigurationError(f"the token from {secret.source} is empty")
+    return secret
+
+
+def default_agent_id(hostname: str | None = None) -> str:
+    """A new id from the host name: ``HOST-xxxxxxxx``."""
+    host = _ID_UNSAFE.sub("-", (hostname or socket.gethostname()).split(".")[0]) or "agent"
+    return f"{host[:48]}-{uuid.uuid4().hex[:8]}"
+
+
+def stable_agent_id(work_dir: Path, given: str | None = None) -> str:
+    """The agent's id: ``given`` when set, else the one kept in ``work_dir`` (created the
+    first time). The id is written back so a restart without ``--agent-id`` keeps it."""
+    path = work_dir / AGENT_ID_FILE
+    if given is None and path.is_file():
+        kept = path.read_text(encoding="utf-8").strip()
+        if kept:
+            return kept
+    agent_id = given or default_agent_id()
+    if not agent_id.isprintable() or len(agent_id) > 256:
+        raise ConfigurationError(f"agent id {agent_id!r}: 1 to 256 printable characters")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{AGENT_ID_FILE}.{os.getpid()}")
+    tmp.write_text(agent_id + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return agent_id
+
+
+__all__ = [
+    "AGENT_ID_FILE",
+    "CONNECT_TIMEOUT",
+    "DEFAULT_CONTROLLER_PORT",
+    "DEFAULT_DRAIN_TIMEOUT",
+    "DEFAULT_MAX_CONCURRENT",
+    "DEFAULT_TOKEN_FILE",
+    "DEFAULT_WORK_DIR",
+    "AgentConfig",
+    "default_agent_id",
+    "parse_controllers",
+    "parse_labels",
+    "resolve_token",
+    "stable_agent_id",
+]
