@@ -86,9 +86,10 @@ async def test_a_job_submitted_over_rest_runs_on_an_agent(
         assert drained.status_code == 200
         with anyio.fail_after(10):
             await agent.stopped.wait()
-        gone = await eventually_json(client, "/v1/agents/agent-1",
-                                     lambda a: a["state"] == "deregistered")
-        assert gone["connected"] is False
+        gone = await eventually_json(
+            client, "/v1/agents/agent-1",
+            lambda a: a["state"] == "deregistered" and not a["connected"])
+        assert gone["running_jobs"] == []
 
 
 async def test_listing_filters_pages_and_cancel(

@@ -9,15 +9,18 @@ needs ``Authorization: Bearer TOKEN``. Errors are JSON ``{"error": CODE, "messag
 400 invalid JSON, URI, filter or cursor; 401 missing or wrong token; 404 unknown job, agent
 or path; 409 a command the state refuses (``error`` is the rejection code); 413 a body over
 the limit; 422 a body that is JSON but not the expected shape; 501 what the consensus backend
-cannot do; 503 no leader or no quorum. Writes (and linearizable reads) sent to a controller
-that does not lead are answered ``307 Temporary Redirect`` to the same path on the leader.
-Nothing is applied to the state when a request is refused.
+cannot do; 503 no leader, no quorum, or a leader that does not answer. Writes (and
+linearizable reads) sent to a controller that does not lead are forwarded to the leader over
+HTTP with the caller's token, once (a forwarded request is never forwarded again), and the
+leader's answer is returned as it is. Nothing is applied to the state when a request is
+refused.
 """
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -136,16 +139,46 @@ class Unauthorized(ServiceError):
     """No bearer token, or not a valid one."""
 
 
+#: Marks a request one controller forwarded to the leader, so it is never forwarded twice.
+FORWARDED = "X-Quorus-Forwarded-By"
+FORWARD_TIMEOUT = 30.0
+
+
+async def _forward(request: Request, exc: LeaderElsewhere, node_id: str) -> Response:
+    """Repeat ``request`` on the leader and answer with what it answered."""
+    assert exc.leader_url is not None
+    target = exc.leader_url + request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    headers = {name: request.headers[name] for name in ("authorization", "content-type")
+               if name in request.headers}
+    headers[FORWARDED] = node_id
+    try:
+        async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT) as client:
+            answer = await client.request(request.method, target, headers=headers,
+                                          content=await request.body())
+    except httpx.HTTPError as error:
+        return _error(503, "leader-unreachable",
+                      f"the leader {exc.leader_id} did not answer: {error}",
+                      leader=exc.leader_id, headers={"Retry-After": "1"})
+    kept = {k: v for k, v in answer.headers.items()
+            if k.lower() in ("content-type", "retry-after", "www-authenticate")}
+    return Response(answer.content, answer.status_code, headers=kept)
+
+
+def _service_error_handler(node_id: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, LeaderElsewhere):
+            if exc.leader_url and FORWARDED not in request.headers:
+                return await _forward(request, exc, node_id)
+            return _error(503, "no-leader", str(exc), leader=exc.leader_id,
+                          headers={"Retry-After": "1"})
+        return _service_error(request, exc)
+
+    return handle
+
+
 def _service_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, LeaderElsewhere):
-        if exc.leader_url:
-            target = exc.leader_url + request.url.path
-            if request.url.query:
-                target += "?" + request.url.query
-            return _error(307, "not-leader", str(exc), leader=exc.leader_id,
-                          headers={"Location": target})
-        return _error(503, "no-leader", str(exc), leader=exc.leader_id,
-                      headers={"Retry-After": "1"})
     if isinstance(exc, Unauthorized):
         return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, CommandRefused):
@@ -292,7 +325,7 @@ def create_app(server: "ControllerServer") -> ASGIApp:
     Caller = Annotated[Principal, Depends(principal)]
     Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
 
-    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ServiceError, _service_error_handler(server.settings.node_id))
     app.add_exception_handler(InvalidURIError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -3,9 +3,10 @@ CLI use — submit, show, list and cancel jobs; list and drain agents; cluster s
 membership.
 
 Writes are proposed through consensus. On a node that does not lead they raise
-:class:`LeaderElsewhere`, naming the leader and its HTTP URL when known: the REST API answers
-``307 Temporary Redirect`` to the leader (the request is repeated there unchanged; a client
-that follows redirects needs nothing else) and ``503`` while no leader is known. Reads are
+:class:`LeaderElsewhere`, naming the leader and its HTTP URL when known: the REST API
+forwards the request to the leader over HTTP and returns its answer (``503`` while no leader
+is known). A redirect was not chosen: HTTP clients drop the ``Authorization`` header when
+redirected to another host or port. Reads are
 linearizable by default: they wait for the backend's read barrier, which on a follower of a
 Raft quorum also raises :class:`LeaderElsewhere`; ``linearizable=False`` reads this node's
 replica as it is.

@@ -7,7 +7,7 @@ checks every key and value and names the one that is wrong.
 
 Peers are the members of the controller quorum: for each, its Raft address and optionally its
 agent and HTTP addresses, which this node gives to agents (redirects to the leader) and to
-REST clients (``307`` to the leader)::
+REST clients (requests forwarded to the leader)::
 
     peers:
       c1: {raft: 127.0.0.1:7401, agents: 127.0.0.1:7071, http: 127.0.0.1:7081}

@@ -10,6 +10,7 @@ holds it, or fails it, as the test says).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -128,8 +129,8 @@ class ScriptedAgent:
         if self._cancel is not None:
             self._cancel.cancel()
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 10) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_for(self, condition: Callable[[], bool], seconds: float = 10) -> None:
+        with anyio.fail_after(seconds):
             while not condition():
                 self._changed = anyio.Event()
                 await self._changed.wait()
@@ -173,10 +174,9 @@ class ScriptedAgent:
         now = anyio.current_time
         for message in step.send:
             if self._framed is not None:
-                try:
+                with contextlib.suppress(OSError, anyio.BrokenResourceError,
+                                         anyio.ClosedResourceError):
                     await self._framed.send(to_wire(message))
-                except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
         for action in step.actions:
             self.actions.append(action)
             if isinstance(action, Reconnect):

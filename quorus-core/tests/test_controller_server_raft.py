@@ -1,0 +1,94 @@
+"""Three controllers over the ``raft`` backend (quorus-raft) in one process on loopback: one
+leads and schedules; a REST write sent to a follower is forwarded to the leader and
+succeeds there; a follower's stale read is its replica; an agent that connects to a follower
+is redirected to the leader, registers and runs a job."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from quorus.core.controller import JobState
+from quorus.core.controller.server import ControllerServer
+from quorus.core.controller.settings import PeerAddresses
+from quorus.core.testing.controller import TOKEN, ScriptedAgent, running_controller
+from quorus.core.testing.fixtures import free_port, payload_bytes
+
+pytest.importorskip("quorus.raft")
+pytestmark = pytest.mark.anyio
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def quorum(tmp_path: Path) -> AsyncIterator[list[ControllerServer]]:
+    peers = {
+        f"c{i}": PeerAddresses(raft=f"127.0.0.1:{free_port()}",
+                               agents=f"127.0.0.1:{free_port()}",
+                               http=f"127.0.0.1:{free_port()}")
+        for i in (1, 2, 3)
+    }
+    async with AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(running_controller(
+                tmp_path / name, node_id=name, consensus="raft", peers=peers,
+                listen_agents=peer.agents, listen_http=peer.http,
+                raft_options={"tick_ms": 20},
+            ))
+            for name, peer in peers.items()
+        ]
+        for _ in range(500):
+            if sum(s.leading for s in servers) == 1:
+                break
+            await anyio.sleep(0.02)
+        assert sum(s.leading for s in servers) == 1, "no leader elected"
+        yield servers
+
+
+async def test_a_follower_redirects_writes_and_agents_to_the_leader(
+    quorum: list[ControllerServer], tmp_path: Path
+) -> None:
+    leader = next(s for s in quorum if s.leading)
+    follower = next(s for s in quorum if not s.leading)
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+        url = f"http://{follower.settings.listen_http}/v1/jobs"
+        source = tmp_path / "in.bin"
+        source.write_bytes(payload_bytes(32 * 1024))
+        body = {"source": str(source), "destination": str(tmp_path / "out.bin"), "id": "r1"}
+        created = await client.post(url, json=body)
+        assert created.status_code == 201, created.text
+        assert leader.state.jobs["r1"].source_display == str(source)
+        refused = await client.post(url, json={"source": "rel", "destination": "/b"})
+        assert refused.status_code == 400  # the leader's own answer, passed back
+        unauthorized = await client.post(url, json=body, headers={"Authorization": "Bearer x"})
+        assert unauthorized.status_code == 401
+        stale = await client.get(f"http://{follower.settings.listen_http}/v1/jobs/r1",
+                                 params={"consistent": "false"})
+        for _ in range(100):
+            if stale.status_code == 200:
+                break
+            await anyio.sleep(0.02)
+            stale = await client.get(f"http://{follower.settings.listen_http}/v1/jobs/r1",
+                                     params={"consistent": "false"})
+        assert stale.status_code == 200
+        cluster = (await client.get(f"http://{follower.settings.listen_http}/v1/cluster")).json()
+        assert cluster["leader"] == leader.settings.node_id
+        assert sorted(cluster["members"]) == ["c1", "c2", "c3"]
+
+    async with anyio.create_task_group() as tg:
+        agent = ScriptedAgent("agent-1", follower.controller_addresses())
+        tg.start_soon(agent.run)
+        for _ in range(500):
+            job = leader.state.job("r1")
+            if job is not None and job.state is JobState.COMPLETED:
+                break
+            await anyio.sleep(0.02)
+        job = leader.state.jobs["r1"]
+        assert job.state is JobState.COMPLETED
+        assert job.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+        assert "agent-1" in leader.links and "agent-1" not in follower.links
+        agent.kill()
