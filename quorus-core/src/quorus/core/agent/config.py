@@ -79,20 +79,30 @@ def parse_controllers(text: str | Sequence[str]) -> tuple[ControllerAddress, ...
     for item in items:
         for part in item.split(","):
             part = part.strip()
-            if not part:
-                continue
-            host, sep, port = part.rpartition(":")
-            if not sep or not port.isdigit():
-                host, port = part, str(DEFAULT_CONTROLLER_PORT)
-            host = host.strip("[]") if host.startswith("[") else host
-            address = f"{host}:{port}"
-            try:
-                addresses.append(ControllerAddress(address, address))
-            except ValueError as exc:
-                raise ConfigurationError(f"controller address {part!r}: {exc}") from None
+            if part:
+                addresses.append(_controller_address(part))
     if not addresses:
         raise ConfigurationError("no controller address given: use host:port[,host:port...]")
     return tuple(addresses)
+
+
+def _controller_address(text: str) -> ControllerAddress:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") if rest else str(DEFAULT_CONTROLLER_PORT)
+        valid = bool(bracket) and (not rest or rest.startswith(":"))
+    elif ":" in text:
+        host, _, port = text.partition(":")
+        valid = ":" not in port
+    else:
+        host, port, valid = text, str(DEFAULT_CONTROLLER_PORT), True
+    if not (valid and host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigurationError(
+            f"controller address {text!r}: expected host:port, e.g. 10.0.0.5:{DEFAULT_CONTROLLER_PORT}"
+        )
+    address = f"{host}:{port}"
+    return ControllerAddress(address, address)
 
 
 def parse_labels(items: Sequence[str]) -> dict[str, str]:
