@@ -20,7 +20,7 @@ TEST_PATHS := $(wildcard $(addsuffix /tests,$(DISTS))) tests
 # Checked with mypy --strict: every distribution of the project itself (examples excluded).
 TYPED := $(filter-out quorus-integration-examples/%,$(DISTS))
 
-.PHONY: setup system-deps test lint typecheck pytest demo bench clean
+.PHONY: setup system-deps test lint typecheck pytest demo bench raft-soak clean
 
 setup: system-deps $(STAMP)
 
@@ -51,6 +51,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python tests/benchmarks/transfer_vs_peers.py
+
+# A long run of the Raft simulator: 10,000 seeded scenarios on 3-, 4-, 5- and 7-node clusters
+# (the test suite runs a short slice of the same). A failing seed prints the command that
+# replays it.
+raft-soak: setup
+	$(BIN)/python -m quorus.raft.sim --seeds 0..9999 --nodes 3,4,5,7 --steps 1500
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
