@@ -30,7 +30,7 @@ from quorus.core.agentproto import (
     RegistrationRequested,
     from_wire,
 )
-from quorus.core.controller import JobOptions, JobState
+from quorus.core.controller import ExpireAgent, JobOptions, JobState
 from quorus.core.secrets import Secret
 from quorus.core.testing.fixtures import free_port, payload_bytes
 from quorus.core.wire import ConnectionClosedError, FramedStream, Hello
@@ -338,3 +338,30 @@ async def test_a_wrong_token_is_refused_and_the_agent_keeps_trying(tmp_path: Pat
     assert all("credentials refused" in str(e) for e in refusals)
     assert "not-the-token" not in " ".join(str(e) for e in refusals)
     assert c1.state.agents == {}
+
+
+async def test_an_attempt_that_moved_while_away_is_aborted_and_the_next_one_completes(
+    tmp_path: Path,
+) -> None:
+    """The agent's attempt 1 is taken back while it cannot reach the controller; when it
+    comes back it is told to abort attempt 1, gets attempt 2, and only attempt 2 completes."""
+    c1 = controller()
+    src, sha = source_file(tmp_path, 512 * 1024)
+    dst = tmp_path / "out" / "moved.bin"
+    config = config_for(tmp_path, c1.address, bandwidth_limit=256 * 1024)
+    async with running(config, c1) as (runtime, tg, _):
+        await c1.wait_for(lambda: c1.seen(RegistrationRequested))
+        job_id = await c1.submit(str(src), str(dst), options=SMALL_CHUNKS)
+        await c1.wait_for(lambda: midway(c1))
+        await c1.stop()
+        result = c1.propose(ExpireAgent("agent-1", anyio.current_time()))
+        assert result.ok and c1.job(job_id).attempt == 2
+        await c1.start(tg)
+        await c1.wait_for(lambda: c1.job(job_id).state is JobState.COMPLETED, within=20)
+        # attempt 1 was aborted (neither completed nor failed), attempt 2 completed
+        assert (runtime.meter.completed, runtime.meter.failed) == (1, 0)
+    completed = [(a.completed.job_id, a.completed.attempt) for a in c1.seen(AttemptCompleted)]
+    assert completed == [(job_id, 2)]
+    assert c1.job(job_id).sha256 == sha
+    assert hashlib.sha256(dst.read_bytes()).hexdigest() == sha
+    assert leftovers(dst.parent) == []

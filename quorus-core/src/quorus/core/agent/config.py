@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quorus.core.agentproto import AgentLocation, Backoff, ControllerAddress
+from quorus.core.auth import TOKEN_FILE
+from quorus.core.controller.settings import DEFAULT_AGENT_PORT
 from quorus.core.errors import ConfigurationError
 from quorus.core.secrets import Secret, resolve_secret
 
-#: The port a controller listens on for agents unless told otherwise.
-DEFAULT_CONTROLLER_PORT = 7400
+#: The port a controller listens on for agents unless told otherwise (the controller's own
+#: default, so the two cannot drift apart).
+DEFAULT_CONTROLLER_PORT = DEFAULT_AGENT_PORT
 #: The token file the embedded controller writes in its data directory (``./quorus-data``).
-DEFAULT_TOKEN_FILE = "quorus-data/token"
+DEFAULT_TOKEN_FILE = f"quorus-data/{TOKEN_FILE}"
 #: The agent's own directory: its id, its lock; the disk space it reports is measured here.
 DEFAULT_WORK_DIR = "quorus-agent"
 DEFAULT_MAX_CONCURRENT = 4

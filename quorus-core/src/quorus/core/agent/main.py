@@ -1,6 +1,6 @@
 """``quorus-agent``: run a transfer agent that joins the controller quorum.
 
-With no arguments it joins the controller on this machine (``127.0.0.1:7400``) with the token
+With no arguments it joins the controller on this machine (``127.0.0.1:7070``) with the token
 that controller wrote to ``./quorus-data/token``, works in ``./quorus-agent`` and runs up to 4
 transfers at once. SIGTERM (or Ctrl-C) drains it: no new work, running transfers get the drain
 timeout to finish, then it deregisters and exits 0; a second signal stops it at once.

@@ -115,6 +115,7 @@ class LoopbackController:
     _agents: dict[str, _Agent] = field(default_factory=dict)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scope: anyio.CancelScope | None = None
+    _stopped: anyio.Event = field(default_factory=anyio.Event)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     #: A registration or a result freed capacity: schedule once the frame is answered.
     _reschedule: bool = False
@@ -131,19 +132,25 @@ class LoopbackController:
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen on 127.0.0.1:``port`` until :meth:`stop`."""
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            async with listener, anyio.create_task_group() as tg:
-                task_status.started()
-                await listener.serve(self._connection, task_group=tg)
+        self._stopped = anyio.Event()
+        try:
+            listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                async with listener, anyio.create_task_group() as tg:
+                    task_status.started()
+                    await listener.serve(self._connection, task_group=tg)
+        finally:
+            self._stopped.set()
 
     async def stop(self) -> None:
-        """Stop listening and drop every connection at once, as a crash would."""
+        """Stop listening and drop every connection at once, as a crash would; returns once
+        the port is closed."""
         if self._scope is not None:
             self._scope.cancel()
+            await self._stopped.wait()
+            self._scope = None
         self._agents.clear()
-        await anyio.lowlevel.checkpoint()
 
     async def start(self, tg: TaskGroup) -> None:
         await tg.start(self.serve)
