@@ -128,3 +128,13 @@ def test_status_meter_counts_transfers_and_reads_the_machine(tmp_path: Path) -> 
     assert health.disk_space in (HealthState.HEALTHY, HealthState.DEGRADED)
     assert health.network_connectivity is HealthState.DEGRADED
     assert unhealthy is False
+
+
+def test_the_console_script_resolves() -> None:
+    from importlib import metadata
+
+    from quorus.core.agent.main import main
+
+    (script,) = [ep for ep in metadata.entry_points(group="console_scripts")
+                 if ep.name == "quorus-agent"]
+    assert script.load() is main
