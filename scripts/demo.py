@@ -3,6 +3,8 @@
 Starts an HTTP server on loopback serving a few generated files, moves them with
 `quorus transfer` (progress shown), checks each against its published SHA-256, shows that a
 wrong checksum is refused without leaving a file behind, and prints the verified results.
+Then the fleet (scripts/demo_fleet.py): a 3-controller Raft quorum and 3 agents move the same
+files, submitted to the REST API, with their progress, the cluster and the agents shown.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from demo_fleet import run_fleet
 from rich.console import Console
 from rich.table import Table
 
@@ -74,6 +77,7 @@ def main() -> int:
         console.print(f"  exit code {proc.returncode}: {proc.stderr.strip()}", markup=False,
                       soft_wrap=True)
         console.print(f"  {bad.name} exists: {bad.exists()}")
+        fleet_ok = run_fleet(console, base, checksums, work / "fleet")
     finally:
         server.shutdown()
 
@@ -89,8 +93,9 @@ def main() -> int:
                       str(row["attempts"]), "yes" if verified else "NO")
     console.print()
     console.print(table)
+    console.print(f"fleet transfers all completed and verified: {'yes' if fleet_ok else 'NO'}")
     shutil.rmtree(work)
-    return 0 if ok and proc.returncode == 1 else 1
+    return 0 if ok and fleet_ok and proc.returncode == 1 else 1
 
 
 if __name__ == "__main__":
