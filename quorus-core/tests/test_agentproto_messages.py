@@ -315,3 +315,19 @@ def test_register_carries_every_field_of_the_design() -> None:
     assert heartbeat == {"agent_id", "timestamp", "sequence", "status", "current_jobs",
                          "available_capacity", "metrics", "health", "last_job_completion",
                          "next_maintenance_window"}
+
+
+def test_a_configured_address_and_the_announced_controller_are_one_entry() -> None:
+    from quorus.core.agentproto.reconnect import ControllerDirectory
+    from quorus.core.agentproto.records import ControllerAddress
+
+    directory = ControllerDirectory([ControllerAddress("127.0.0.1:7070", "127.0.0.1:7070")])
+    directory.learn([
+        ControllerAddress("controller-1", "127.0.0.1:7070"),
+        ControllerAddress("controller-2", "127.0.0.1:7071"),
+    ])
+    assert directory.controllers == [
+        ControllerAddress("controller-1", "127.0.0.1:7070"),
+        ControllerAddress("controller-2", "127.0.0.1:7071"),
+    ]
+    assert directory.current == ControllerAddress("controller-1", "127.0.0.1:7070")

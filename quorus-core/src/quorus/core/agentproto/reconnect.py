@@ -103,8 +103,17 @@ class ControllerDirectory:
         known = [*self.controllers, *controllers] if keep else [*controllers]
         if current not in known:
             known.append(current)
-        self.controllers = list(dict.fromkeys(known))
-        self.index = self._position(current)
+        # One entry per address: a configured address (whose id is only a placeholder) and
+        # the same controller announced under its name are one controller, known by the name
+        # the quorum announced.
+        announced = {c.address: c for c in controllers}
+        by_address: dict[str, ControllerAddress] = {}
+        for controller in known:
+            by_address.setdefault(controller.address, announced.get(controller.address, controller))
+        self.controllers = list(by_address.values())
+        self.index = next(
+            (i for i, c in enumerate(self.controllers) if c.address == current.address), 0
+        )
 
     def _position(self, controller: ControllerAddress) -> int:
         return self.controllers.index(controller)
