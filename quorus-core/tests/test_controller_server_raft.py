@@ -92,3 +92,28 @@ async def test_a_follower_redirects_writes_and_agents_to_the_leader(
         assert job.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
         assert "agent-1" in leader.links and "agent-1" not in follower.links
         agent.kill()
+
+
+async def test_a_follower_forwards_reads_so_the_leaders_view_of_agents_is_shown(
+    quorum: list[ControllerServer],
+) -> None:
+    leader = next(s for s in quorum if s.leading)
+    follower = next(s for s in quorum if not s.leading)
+    url = f"http://{follower.settings.listen_http}/v1/agents/agent-2"
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client, \
+            anyio.create_task_group() as tg:
+        agent = ScriptedAgent("agent-2", leader.controller_addresses())
+        tg.start_soon(agent.run)
+        for _ in range(500):
+            if "agent-2" in leader.links and follower.state.agents.get("agent-2") is not None:
+                break
+            await anyio.sleep(0.02)
+        # Connected is the leader's soft state: the follower's own replica does not have it.
+        local = await client.get(url, params={"consistent": "false"})
+        assert local.status_code == 200 and local.json()["connected"] is False
+        forwarded = await client.get(url)
+        assert forwarded.status_code == 200, forwarded.text
+        assert forwarded.json()["connected"] is True
+        listing = await client.get(f"http://{follower.settings.listen_http}/v1/agents")
+        assert [a["connected"] for a in listing.json()["agents"]] == [True]
+        agent.kill()

@@ -7,9 +7,9 @@ Writes are proposed through consensus. On a node that does not lead they raise
 forwards the request to the leader over HTTP and returns its answer (``503`` while no leader
 is known). A redirect was not chosen: HTTP clients drop the ``Authorization`` header when
 redirected to another host or port. Reads are
-linearizable by default: they wait for the backend's read barrier, which on a follower of a
-Raft quorum also raises :class:`LeaderElsewhere`; ``linearizable=False`` reads this node's
-replica as it is.
+linearizable by default: the leader answers them after the backend's read barrier, and any
+other node raises :class:`LeaderElsewhere` (the views carry the leader's soft state, which a
+follower does not have); ``linearizable=False`` reads this node's replica as it is.
 """
 
 from __future__ import annotations
@@ -157,8 +157,14 @@ class ControllerService:
             return
         from quorus.core.consensus import ConsensusUnavailable
 
+        backend = self.runtime.backend
+        if not backend.is_leader:
+            # A Raft follower could serve the read itself (ReadIndex), but the views carry
+            # the leader's soft state too (connected agents, progress, why jobs wait): only
+            # the leader's answer is whole.
+            raise LeaderElsewhere(backend.leader_id, self.runtime.leader_url(backend.leader_id))
         try:
-            await self.runtime.backend.read_barrier()
+            await backend.read_barrier()
         except NotLeader as exc:
             raise LeaderElsewhere(exc.leader_id, self.runtime.leader_url(exc.leader_id)) from None
         except ConsensusUnavailable as exc:
