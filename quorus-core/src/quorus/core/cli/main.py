@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the transfer failed (source missing or unreadable, destination not
 writable, verification failed, retries exhausted); 2 usage error (bad option or argument,
-malformed URI or checksum, protocol not installed).
+malformed URI or checksum, protocol not installed). The fleet commands (``cluster``,
+``agents``, ``jobs``) talk to a controller; see :mod:`quorus.core.cli.fleet`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NoReturn
 
 import anyio
 import click
+from quorus.core.cli.fleet import agents, cluster, jobs
 from quorus.core.cli.options import parse_protocol_options
 from quorus.core.cli.progress import progress_display
 from quorus.core.engine import (
@@ -193,6 +195,10 @@ def _parse_mode(text: str | None) -> int | None:
     if not 0 <= value <= 0o7777:
         raise ConfigurationError(f"invalid --mode {text!r}: out of range")
     return value
+
+
+for group in (cluster, agents, jobs):
+    cli.add_command(group)
 
 
 def main(argv: list[str] | None = None) -> Any:
