@@ -147,10 +147,25 @@ def test_submit_wait_runs_the_job_and_reports_its_sha256(fleet: Fleet) -> None:
     assert proc.returncode == 0, proc.stderr
     job_id = proc.stdout.strip()
     assert job_id.startswith("job-")
-    assert f"{job_id}: completed" in proc.stderr
+    assert proc.stderr.count(f"{job_id}: completed") == 1
     assert f"sha256:{sha}" in proc.stderr
     assert hashlib.sha256(dst.read_bytes()).hexdigest() == sha
     assert fleet.job_state(job_id) is JobState.COMPLETED
+
+
+def test_plain_progress_shows_the_bytes_moving_and_the_bar_draws(fleet: Fleet) -> None:
+    src, sha = fleet.source("slow.bin", 512 * 1024)
+    slow = ("--bwlimit", "200KB/s", "-o", "file.chunk_size=16384", "--interval", "200ms")
+    proc = fleet.run("jobs", "submit", str(src), str(fleet.tmp / "a.bin"), "--wait",
+                     "--progress", "plain", *slow)
+    assert proc.returncode == 0, proc.stderr
+    running = [line for line in proc.stderr.splitlines() if ": running on agent-1" in line]
+    assert len(running) >= 2, proc.stderr
+    assert "512.0 KiB (" in running[-1]
+    proc = fleet.run("jobs", "submit", str(src), str(fleet.tmp / "b.bin"), "--wait",
+                     "--progress", "bar", *slow, env=fleet.env(COLUMNS="120"))
+    assert proc.returncode == 0, proc.stderr
+    assert "512.0/512.0 KiB" in proc.stderr and f"sha256:{sha}" in proc.stderr
 
 
 def test_list_json_shows_every_job_in_submission_order(fleet: Fleet) -> None:

@@ -277,7 +277,7 @@ def describe(job: Mapping[str, Any]) -> str:
 def job_display(kind: str, job_id: str) -> Iterator[JobWatcher]:
     """Yield the function to call with each view of the followed job: ``bar`` draws a rich
     progress bar on stderr, ``plain`` prints a line whenever the state changes (and at most
-    once a second while the bytes move), ``none`` shows nothing."""
+    once a second while the bytes move) until the job ends, ``none`` shows nothing."""
     if kind == "none":
         yield lambda job: None
         return
@@ -285,6 +285,8 @@ def job_display(kind: str, job_id: str) -> Iterator[JobWatcher]:
         last: dict[str, Any] = {"line": None, "state": None, "at": 0.0}
 
         def plain(job: Mapping[str, Any]) -> None:
+            if job.get("state") in TERMINAL_STATES:
+                return  # the command reports the end itself
             line = describe(job)
             now = time.monotonic()
             changed = job.get("state") != last["state"]
