@@ -147,15 +147,33 @@ async def test_open_source_stripes_only_large_ranged_sources(source: Path) -> No
     await default.aclose()
 
 
+class FailOnceAt(FileProtocol):
+    """The ranged read starting at ``offset`` is reset after 1000 bytes, the first time."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__()
+        self.fail_offset = offset
+        self.failed = False
+
+    async def open_read(
+        self, location: Location, offset: int = 0, length: int | None = None
+    ) -> ReadStream:
+        if offset == self.fail_offset and not self.failed:
+            self.failed = True
+            faulty = FaultyProtocol(FileProtocol(), after_bytes=1000, times=1)
+            return await faulty.open_read(location, offset, length)
+        return await super().open_read(location, offset, length)
+
+
 async def test_engine_moves_a_striped_file_verified_and_resumes_after_a_reset(
     source: Path, tmp_path: Path
 ) -> None:
-    # The third stream is reset part-way; the retry resumes from the partial file.
-    faulty = FaultyProtocol(FileProtocol(), after_bytes=STRIPE // 2, times=1, healthy_first=2)
+    # The stream of the ninth stripe is reset part-way; the retry resumes from the partial.
+    protocol = FailOnceAt(8 * STRIPE)
     dest = tmp_path / "out" / "copy.bin"
     expected = hashlib.sha256(source.read_bytes()).hexdigest()
     async with TransferEngine(
-        protocols={"file": faulty}, stream_cutoff=STRIPE, stripe_size=STRIPE
+        protocols={"file": protocol}, stream_cutoff=STRIPE, stripe_size=STRIPE
     ) as engine:
         result = await engine.transfer(
             TransferRequest.create(
@@ -163,8 +181,10 @@ async def test_engine_moves_a_striped_file_verified_and_resumes_after_a_reset(
                 retry=RetryPolicy(max_attempts=3, initial_delay=0.01),
             )
         )
+    assert protocol.failed
     assert result.status == "completed", result.error
-    # What was written before the reset is kept (at least the healthy stripes before it).
-    assert result.attempts == 2 and (result.resumed_from or 0) >= STRIPE
+    # The first eight stripes reached the pump before the reset; all but the few chunks still
+    # queued when it came were written and are kept.
+    assert result.attempts == 2 and (result.resumed_from or 0) >= 2 * STRIPE
     assert result.sha256 == expected
     assert dest.read_bytes() == source.read_bytes()
