@@ -419,6 +419,26 @@ def test_reregistering_lists_running_attempts_and_aborts_the_moved_ones() -> Non
     assert list(agent.running) == ["j1"]
 
 
+def test_attempts_with_results_not_yet_acknowledged_are_listed_when_reregistering() -> None:
+    agent = active_agent(max_concurrent=3)
+    agent.receive(assign("j1", 1), 0.0)
+    agent.receive(assign("j2", 2), 0.0)
+    agent.receive(assign("j3", 1), 0.0)
+    agent.connection_lost(0.5, "the leader died")
+    agent.job_completed("j1", 1, 100, SHA, 1.0, 1.0)
+    agent.job_failed("j2", 2, "TransientError", "reset by peer", True, 1.1)
+    agent.connected(2.0)
+    (register_message,) = agent.receive(controller_hello("c2"), 2.0).send
+    assert isinstance(register_message, Register)
+    assert register_message.current_jobs == (
+        JobAttempt("j1", 1), JobAttempt("j2", 2), JobAttempt("j3", 1)
+    )
+    step = agent.receive(accepted(), 2.1)
+    assert step.send == (
+        Completed("j1", 1, 100, SHA, 1.0), Failed("j2", 2, "TransientError", "reset by peer", True)
+    )
+
+
 def test_a_moved_attempt_whose_result_is_pending_is_not_resent() -> None:
     agent = active_agent()
     agent.receive(assign("j1", 1), 0.0)

@@ -234,7 +234,11 @@ class AgentSession:
             raise VersionMismatch(str(exc)) from None
         self.controller_id = message.node_id
         self.phase = AgentPhase.REGISTERING
-        jobs = tuple(sorted(JobAttempt(a.job_id, a.attempt) for a in self.running.values()))
+        # An attempt whose result is not yet acknowledged is still held: listing it keeps it
+        # current on the controller, so the result resent after registering is accepted
+        # rather than the attempt taken back and run again over the finished destination.
+        held = {JobAttempt(a.job_id, a.attempt) for a in self.running.values()}
+        jobs = tuple(sorted(held | set(self.unacknowledged)))
         register = self.registration
         out.send.append(
             Register(
