@@ -120,6 +120,16 @@ class ControllerClient:
     def cluster_status(self) -> dict[str, Any]:
         return self._object("GET", "/v1/cluster")
 
+    def add_member(self, node_id: str, address: str) -> dict[str, Any]:
+        return self._object("POST", "/v1/cluster/members",
+                            json={"node_id": node_id, "address": address})
+
+    def remove_member(self, node_id: str) -> dict[str, Any]:
+        return self._object("DELETE", f"/v1/cluster/members/{_segment(node_id)}")
+
+    def transfer_leadership(self, node_id: str) -> dict[str, Any]:
+        return self._object("POST", "/v1/cluster/leader", json={"node_id": node_id})
+
     def list_agents(self) -> list[dict[str, Any]]:
         agents = self._object("GET", "/v1/agents").get("agents", [])
         return [a for a in agents if isinstance(a, dict)]

@@ -1,5 +1,6 @@
-"""The fleet commands of ``quorus``: ``cluster status``, ``agents list|show|drain`` and ``jobs
-submit|list|show|cancel|watch``, run against a controller's REST API.
+"""The fleet commands of ``quorus``: ``cluster status|add-member|remove-member|transfer-leader``,
+``agents list|show|drain`` and ``jobs submit|list|show|cancel|watch``, run against a
+controller's REST API.
 
 Every command takes ``--controller URL`` (several, or comma-separated, tried in turn; default
 ``$QUORUS_CONTROLLER`` or ``http://127.0.0.1:7080``), ``--token TEXT|env:NAME|file:PATH``
@@ -89,35 +90,38 @@ def fleet_options(command: F) -> F:
 
 @contextmanager
 def connected(controllers: tuple[str, ...], token: str | None) -> Iterator[ControllerClient]:
-    """A client of the controllers; maps its errors to the command's exit codes."""
-    from quorus.core.cli.client import (
-        DEFAULT_CONTROLLER,
-        ControllerClient,
-        ControllerError,
-        TokenRejected,
-        controller_urls,
-    )
+    """A client of the controllers; maps its errors to the command's exit codes (Ctrl-C,
+    even while the client is being set up, to 130)."""
+    try:
+        from quorus.core.cli.client import (
+            DEFAULT_CONTROLLER,
+            ControllerClient,
+            ControllerError,
+            TokenRejected,
+            controller_urls,
+        )
 
-    try:
-        specs = list(controllers) or [os.environ.get("QUORUS_CONTROLLER") or DEFAULT_CONTROLLER]
-        client = ControllerClient(controller_urls(specs), fleet_token(token))
-    except ConfigurationError as exc:
-        _usage_error(str(exc))
-    try:
-        yield client
-    except TokenRejected as exc:
-        _usage_error(f"the controller refused the API token: {exc}; pass its token with "
-                     "--token TEXT|env:NAME|file:PATH or QUORUS_TOKEN (the controller keeps it "
-                     "in quorus-data/token)")
-    except ControllerError as exc:
-        if exc.status in (400, 413, 422):
+        try:
+            specs = list(controllers) or [
+                os.environ.get("QUORUS_CONTROLLER") or DEFAULT_CONTROLLER]
+            client = ControllerClient(controller_urls(specs), fleet_token(token))
+        except ConfigurationError as exc:
             _usage_error(str(exc))
-        _failed(f"error: {exc}")
+        try:
+            yield client
+        except TokenRejected as exc:
+            _usage_error(f"the controller refused the API token: {exc}; pass its token with "
+                         "--token TEXT|env:NAME|file:PATH or QUORUS_TOKEN (the controller "
+                         "keeps it in quorus-data/token)")
+        except ControllerError as exc:
+            if exc.status in (400, 413, 422):
+                _usage_error(str(exc))
+            _failed(f"error: {exc}")
+        finally:
+            client.close()
     except KeyboardInterrupt:
         click.echo("quorus: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    finally:
-        client.close()
 
 
 def _emit_json(value: Any) -> None:
@@ -144,6 +148,51 @@ def cluster_status(controllers: tuple[str, ...], token: str | None, as_json: boo
     from quorus.core.cli.fleetview import print_cluster
 
     print_cluster(status)
+
+
+@cluster.command("add-member")
+@click.argument("node_id")
+@click.argument("address", metavar="HOST:PORT")
+@fleet_options
+def cluster_add_member(node_id: str, address: str, controllers: tuple[str, ...],
+                       token: str | None, as_json: bool) -> None:
+    """Add controller NODE_ID, whose Raft port is HOST:PORT, to the quorum (it catches up
+    as a learner, then votes). Raft only."""
+    with connected(controllers, token) as client:
+        answer = client.add_member(node_id, address)
+    if as_json:
+        _emit_json(answer)
+    else:
+        click.echo(f"{node_id} ({address}) is joining the quorum; quorus cluster status "
+                   "shows it")
+
+
+@cluster.command("remove-member")
+@click.argument("node_id")
+@fleet_options
+def cluster_remove_member(node_id: str, controllers: tuple[str, ...], token: str | None,
+                          as_json: bool) -> None:
+    """Remove controller NODE_ID (the leader included) from the quorum. Raft only."""
+    with connected(controllers, token) as client:
+        answer = client.remove_member(node_id)
+    if as_json:
+        _emit_json(answer)
+    else:
+        click.echo(f"{node_id} is leaving the quorum")
+
+
+@cluster.command("transfer-leader")
+@click.argument("node_id")
+@fleet_options
+def cluster_transfer_leader(node_id: str, controllers: tuple[str, ...], token: str | None,
+                            as_json: bool) -> None:
+    """Hand the leadership to controller NODE_ID. Raft only."""
+    with connected(controllers, token) as client:
+        answer = client.transfer_leadership(node_id)
+    if as_json:
+        _emit_json(answer)
+    else:
+        click.echo(f"leadership is moving to {node_id}")
 
 
 # -- agents ---------------------------------------------------------------------------------------
