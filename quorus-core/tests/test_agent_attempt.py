@@ -121,6 +121,25 @@ async def test_an_existing_different_destination_fails_under_policy_fail(tmp_pat
     assert _hidden(tmp_path) == []
 
 
+async def test_a_later_attempt_accepts_what_an_earlier_one_placed_under_policy_fail(
+    tmp_path: Path,
+) -> None:
+    src, sha = _source(tmp_path)
+    dst = tmp_path / "placed.bin"
+    async with TransferEngine() as engine:
+        first = await run_attempt(engine, _assign(src, dst, attempt=1), _ignore)
+        # The first attempt's agent died before reporting; the job runs again.
+        second = await run_attempt(engine, _assign(src, dst, attempt=2), _ignore)
+        dst.write_bytes(b"changed since")
+        third = await run_attempt(engine, _assign(src, dst, attempt=3), _ignore)
+    assert isinstance(first, AttemptSucceeded) and isinstance(second, AttemptSucceeded)
+    assert second.sha256 == sha
+    assert isinstance(third, AttemptFailedWith)
+    assert third.error_type == "DestinationExistsError"
+    assert dst.read_bytes() == b"changed since"
+    assert _hidden(tmp_path) == []
+
+
 async def test_skip_same_keeps_an_identical_destination(tmp_path: Path) -> None:
     src, sha = _source(tmp_path)
     dst = tmp_path / "same.bin"

@@ -13,7 +13,9 @@ rename of a complete, verified file:
 - the partial files of two attempts have different names, so neither can damage the other;
 - under the overwrite policy ``fail``, the final rename refuses to replace (``link``): the
   first attempt to finish places the file; a later one finding the very bytes it verified
-  (same SHA-256) reports success, any other content fails with ``DestinationExistsError``;
+  (same SHA-256) reports success, any other content fails with ``DestinationExistsError``.
+  Only the first attempt refuses an existing destination before it starts: a later one may
+  find the file an earlier attempt placed before its agent was lost;
 - under ``overwrite`` the last rename wins, and both attempts verified the same source;
 - an aborted or failed attempt removes its own staging and partial files, never another's.
 
@@ -215,6 +217,10 @@ async def _existing(
             f"destination {destination.redacted()} is a directory: give the path of the file"
         )
     policy = assign.options.overwrite
+    if policy is OverwritePolicy.FAIL and assign.attempt > 1:
+        # An earlier attempt of this job may have placed the file and then lost its agent
+        # or its report: go on, and the final rename accepts the very bytes it verifies.
+        return None
     if policy is OverwritePolicy.FAIL:
         raise errors.DestinationExistsError(
             f"destination {destination.redacted()} exists (overwrite policy 'fail')"
