@@ -479,6 +479,20 @@ def test_a_redirect_without_a_leader_tries_the_next_controller() -> None:
     assert isinstance(reconnect, Reconnect) and reconnect.to == C2
 
 
+def test_a_redirect_after_a_run_of_failures_is_followed_at_once() -> None:
+    agent = new_agent(backoff=Backoff(initial=1.0, maximum=8.0, jitter=0.0))
+    agent.start(0.0)
+    now = 0.0
+    for _ in range(7):  # a partition: every controller refuses, the backoff grows
+        (reconnect,) = agent.connection_failed(now, "refused").actions
+        assert isinstance(reconnect, Reconnect)
+        now = reconnect.at
+    assert now == 0.0 + 1.0 + 2.0 + 4.0 + 8.0 + 8.0
+    agent.connected(now)  # healed: a follower answers and names the leader
+    step = agent.receive(Redirect("c3", C3.address, QUORUM), now)
+    assert step.actions[-1] == Reconnect(C3, now, "redirected to the leader c3")
+
+
 def test_redirect_ping_pong_backs_off() -> None:
     agent = new_agent(backoff=Backoff(initial=1.0, maximum=8.0, jitter=0.0))
     agent.start(0.0)

@@ -46,8 +46,10 @@ class ControllerDirectory:
     The first try of each controller in a round is immediate (a dead leader is replaced by
     trying the next one at once); once as many tries as there are controllers have failed,
     each further try waits :meth:`Backoff.delay`. A redirect to a named leader is followed at
-    once, but counts as a try, so two controllers pointing at each other cannot make the agent
-    spin.
+    once: a controller answered, so the failed connections before it no longer count (after a
+    partition heals or the quorum restarts, the agent reaches the leader without sitting out
+    a long backoff). Redirects in a row do count, so two controllers pointing at each other
+    cannot make the agent spin.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class ControllerDirectory:
         self.rng = rng or random.Random()
         self.index = 0
         self.failures = 0
+        self.redirects = 0
 
     @property
     def current(self) -> ControllerAddress:
@@ -85,13 +88,14 @@ class ControllerDirectory:
         if leader is None:
             return self.failed(now, "the controller knows no leader yet")
         self.learn([leader], keep=True)
-        self.failures += 1
+        self.redirects += 1
+        self.failures = self.redirects
         self.index = self._position(leader)
         return Reconnect(self.current, now + self._delay(), f"redirected to the leader {leader.controller_id}")
 
     def registered(self, controllers: Sequence[ControllerAddress]) -> None:
         """The agent registered with :attr:`current`: reset the count, learn the quorum."""
-        self.failures = 0
+        self.failures = self.redirects = 0
         self.learn(controllers, keep=True)
 
     def learn(self, controllers: Sequence[ControllerAddress], *, keep: bool = False) -> None:
