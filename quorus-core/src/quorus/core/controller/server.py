@@ -41,7 +41,7 @@ from quorus.core.controller.commands import AssignJob, Command
 from quorus.core.controller.liveness import Liveness
 from quorus.core.controller.model import JobRecord
 from quorus.core.controller.results import Applied, Rejected
-from quorus.core.controller.scheduler import schedule
+from quorus.core.controller.scheduler import Assignment, schedule
 from quorus.core.controller.service import (
     CommandRefused,
     ControllerService,
@@ -306,20 +306,35 @@ class ControllerServer:
         plan = schedule(self._state, capacity, max_assignments=ROUND_LIMIT)
         self._soft.waiting = dict(plan.waiting)
         assigned = 0
-        for assignment in plan.assignments:
+        stopped: list[LeaderElsewhere | Unavailable] = []
+
+        async def assign(assignment: Assignment) -> None:
+            nonlocal assigned
             link = self.links.get(assignment.agent_id)
             if link is None or not link.session.active:
-                continue
+                return
             try:
                 applied = await self.propose(AssignJob(
                     assignment.job_id, assignment.agent_id, assignment.attempt, time.time()
                 ))
             except CommandRefused as exc:
                 log.debug("assignment refused: %s", exc)
-                continue
+                return
+            except (LeaderElsewhere, Unavailable) as exc:
+                stopped.append(exc)
+                return
             job = next(j for j in applied.jobs if j.id == assignment.job_id)
-            await link.push(link.session.assign(assign_message(job)))
-            assigned += 1
+            if link.session.active:
+                await link.push(link.session.assign(assign_message(job)))
+                assigned += 1
+
+        # Proposed all at once, so consensus commits the round in a few batches (one fsync
+        # each) instead of one round trip per assignment.
+        async with anyio.create_task_group() as tg:
+            for assignment in plan.assignments:
+                tg.start_soon(assign, assignment)
+        if stopped:
+            raise stopped[0]
         if len(plan.assignments) >= ROUND_LIMIT:
             self.wake_scheduler()
         return assigned
