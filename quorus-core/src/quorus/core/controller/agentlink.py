@@ -110,13 +110,18 @@ class AgentLink:
         try:
             while not self.closed:
                 deadline = self.session.next_deadline()
-                delay = None if deadline is None else max(0.0, deadline - anyio.current_time())
-                raw: object = None
-                with anyio.move_on_after(delay) as waited:
+                if deadline is None:
+                    # Registered: no timer, so no cancel scope around every frame (heartbeats
+                    # arrive by the thousand per second on a large fleet's leader).
                     raw = await self.framed.receive()
-                if waited.cancelled_caught:
-                    await self.carry_out(self.session.tick(anyio.current_time()))
-                    continue
+                else:
+                    raw = None
+                    delay = max(0.0, deadline - anyio.current_time())
+                    with anyio.move_on_after(delay) as waited:
+                        raw = await self.framed.receive()
+                    if waited.cancelled_caught:
+                        await self.carry_out(self.session.tick(anyio.current_time()))
+                        continue
                 step = self.session.receive(from_wire(raw), anyio.current_time())
                 await self.carry_out(step)
         except AgentProtocolError as exc:
