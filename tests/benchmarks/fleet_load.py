@@ -170,6 +170,7 @@ class SimulatedAgent:
         self._scope: anyio.CancelScope | None = None
         self._framed: FramedStream | None = None
         self._stopped = False
+        self._closing = False
 
     async def run(self) -> None:
         self._take(self.session.start(anyio.current_time()))
@@ -200,6 +201,7 @@ class SimulatedAgent:
 
     async def _converse(self, stream: ByteStream) -> None:
         framed = self._framed = FramedStream(stream, max_frame_size=FRAME_LIMIT)
+        self._closing = False
         try:
             async with anyio.create_task_group() as tg:
                 self._scope = tg.cancel_scope
@@ -215,7 +217,7 @@ class SimulatedAgent:
                 await framed.aclose()
 
     async def _read(self, framed: FramedStream) -> None:
-        while True:
+        while not self._closing:
             try:
                 raw = await framed.receive()
             except (WireError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -289,6 +291,8 @@ class SimulatedAgent:
                 self._stopped = True
 
     def _end(self) -> None:
+        # Frames already buffered must not reach the session once it closed the connection.
+        self._closing = True
         self.counters.registered.pop(self.agent_id, None)
         if self._scope is not None:
             self._scope.cancel()
@@ -328,7 +332,7 @@ class ControllerQuorum:
     """Three ``quorus-controller`` processes (Raft, fsync on) on loopback."""
 
     def __init__(self, root: Path, size: int, *, heartbeat: float, missed: int,
-                 tick_ms: int) -> None:
+                 tick_ms: int, election_ticks: tuple[int, int]) -> None:
         self.root = root
         self.token = secrets.token_urlsafe(24)
         self.token_file = root / "token"
@@ -347,7 +351,8 @@ class ControllerQuorum:
                 "listen_http": self.peers[node]["http"],
                 "listen_raft": self.peers[node]["raft"], "peers": self.peers,
                 "token": self.token, "heartbeat_interval": heartbeat,
-                "missed_heartbeats": missed, "raft_options": {"tick_ms": tick_ms},
+                "missed_heartbeats": missed,
+                "raft_options": {"tick_ms": tick_ms, "election_ticks": list(election_ticks)},
             }
             path = root / f"{node}.yaml"
             path.write_text(yaml.safe_dump(config))
@@ -513,6 +518,7 @@ class Submissions:
     """Jobs submitted: when each submission was sent and whether it was acknowledged."""
 
     sent_at: dict[str, float] = field(default_factory=dict)
+    acked_at: dict[str, float] = field(default_factory=dict)
     acked: set[str] = field(default_factory=set)
     retries: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -550,6 +556,7 @@ class Submitter:
                 status, answer = 0, type(exc).__name__.encode()
             if status == 201:
                 self.log.acked.add(job_id)
+                self.log.acked_at[job_id] = time.time()
                 return connection
             key = f"{status} {answer[:60].decode(errors='replace')}"
             self.log.errors[key] = self.log.errors.get(key, 0) + 1
@@ -742,6 +749,8 @@ async def wait_registered(fleet: Fleet, agents: int, controller: str | None, wit
             snap = await fleet.snap()
             count = (snap["registered"] if controller is None
                      else snap["by_controller"].get(controller, 0))
+            if controller is None and snap["by_controller"]:
+                count = max(snap["by_controller"].values())
             if count >= agents:
                 return True, time.monotonic() - started, snap
             await anyio.sleep(0.05)
@@ -752,13 +761,16 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"settings": {
         k: getattr(args, k) for k in ("agents", "workers", "seconds", "rounds", "job_rate",
                                       "failover_rate", "http_concurrency", "heartbeat",
-                                      "missed_heartbeats", "slots", "tick_ms", "ramp")
+                                      "missed_heartbeats", "slots", "tick_ms", "election_ticks",
+                                      "ramp")
     }}
     results["machine"] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="quorus-fleet-") as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if args.keep is None else args.keep
+        root.mkdir(parents=True, exist_ok=True)
         quorum = ControllerQuorum(root, 3, heartbeat=args.heartbeat,
-                                  missed=args.missed_heartbeats, tick_ms=args.tick_ms)
+                                  missed=args.missed_heartbeats, tick_ms=args.tick_ms,
+                                  election_ticks=args.election_ticks)
         generators: list[Generator] = []
         try:
             for node in quorum.ids:
@@ -787,10 +799,17 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             fleet = Fleet(generators)
 
             # -- connect -----------------------------------------------------------------------
-            ok, took, snap = await wait_registered(fleet, args.agents, leader,
+            ok, took, snap = await wait_registered(fleet, args.agents, None,
                                                    args.ramp + 60 + args.agents / 20)
             if not ok:
-                raise RuntimeError(f"only {snap['registered']} of {args.agents} agents registered")
+                raise RuntimeError(f"only {snap['registered']} of {args.agents} agents registered "
+                                   f"with one controller: {snap}")
+            elected = leader
+            leader = max(snap["by_controller"], key=snap["by_controller"].get)
+            if leader != elected:
+                print(f"leadership moved from {elected} to {leader} while the fleet registered",
+                      file=sys.stderr)
+                rss_empty = math.nan
             await anyio.sleep(args.idle)
             rss_idle = quorum.rss_kib(leader)
             results["connect"] = {
@@ -816,7 +835,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "offered_per_s": round(args.agents / args.heartbeat, 1),
                 "sent_per_s": round(sent / cpu["wall_s"], 1),
                 "acked_per_s": round(acks / cpu["wall_s"], 1),
-                "still_registered": after["registered"], **cpu,
+                "still_registered": after["registered"],
+                "leader_after": await quorum.leader(), **cpu,
             }
             print(f"heartbeats: {results['heartbeats']}", file=sys.stderr)
 
@@ -837,6 +857,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             await anyio.sleep(1.0)
             rss_after_jobs = quorum.rss_kib(leader)
             latencies = job_latencies(fleet, submitter.log, "job-")
+            acks = [submitter.log.acked_at[j] - submitter.log.sent_at[j]
+                    for j in submitter.log.acked_at]
             completed = jobs.get("completed", 0)
             results["jobs"] = {
                 "offered_per_s": args.job_rate or "max", "submitted": acked,
@@ -847,12 +869,15 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "assign_latency_p50_ms": round(pct(latencies, 50) * 1000, 1),
                 "assign_latency_p99_ms": round(pct(latencies, 99) * 1000, 1),
                 "assign_latency_max_ms": round(max(latencies, default=math.nan) * 1000, 1),
+                "submit_ack_p50_ms": round(pct(acks, 50) * 1000, 1),
+                "submit_ack_p99_ms": round(pct(acks, 99) * 1000, 1),
                 "assigned": len(latencies), "submit_retries": submitter.log.retries,
                 "submit_errors": submitter.log.errors, "states": jobs,
                 "leader_rss_before_mib": round(rss_before_jobs / 1024, 1),
                 "leader_rss_after_mib": round(rss_after_jobs / 1024, 1),
                 "rss_per_finished_job_kib": round((rss_after_jobs - rss_before_jobs)
                                                   / max(completed, 1), 3),
+                "leader_after": await quorum.leader(),
                 **cpu,
             }
             print(f"jobs: {results['jobs']}", file=sys.stderr)
@@ -970,6 +995,8 @@ def report(results: dict[str, Any]) -> str:
             f"({j['completed']} completed) | ≥ 1,000 |",
             f"| assignment latency p50 / p99 / max | {j['assign_latency_p50_ms']} / "
             f"{j['assign_latency_p99_ms']} / {j['assign_latency_max_ms']} ms | p99 < 50 ms |",
+            f"| submission acknowledged (HTTP 201) p50 / p99 | {j['submit_ack_p50_ms']} / "
+            f"{j['submit_ack_p99_ms']} ms | |",
         ]
     if f:
         lines += [
@@ -1022,11 +1049,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heartbeat", type=float, default=0.1, help="heartbeat interval, s")
     parser.add_argument("--missed-heartbeats", type=int, default=10)
     parser.add_argument("--slots", type=int, default=4, help="concurrent transfers per agent")
-    parser.add_argument("--tick-ms", type=int, default=50, help="Raft tick")
+    parser.add_argument("--tick-ms", type=int, default=50, help="Raft tick (its heartbeat)")
+    parser.add_argument("--election-ticks", type=lambda text: tuple(map(int, text.split(","))),
+                        default=(10, 20), help="Raft election timeout range in ticks: LOW,HIGH "
+                        "(default 10,20: 0.5-1 s at 50 ms ticks; the backend's own is 3,6)")
     parser.add_argument("--ramp", type=float, default=3.0, help="seconds to start the fleet")
     parser.add_argument("--idle", type=float, default=2.0,
                         help="seconds the idle fleet runs before memory is read")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--keep", type=Path,
+                        help="keep the controllers' data, configs and logs in this directory")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
