@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from quorus.core.testing.fixtures import payload_bytes
+from quorus.core.testing.fixtures import missing_server, payload_bytes
 
 from tests.fleet_cluster import FleetCluster, completed_attempts, sha256_of, wait_for
 
@@ -33,7 +33,7 @@ def anyio_backend() -> str:
 @pytest.fixture
 def nginx(tmp_path: Path) -> Any:
     if (why := http_testing.nginx_available()) is not None:
-        pytest.skip(why)
+        missing_server(why)
     with http_testing.running_nginx(tmp_path / "nginx") as server:
         yield server
 
