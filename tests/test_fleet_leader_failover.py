@@ -73,8 +73,12 @@ async def test_killing_the_leader_while_submitting_loses_and_doubles_nothing(
         cluster.start_agent("a2")
         await cluster.wait_agents("a1", "a2")
 
+        on_agents_at_kill: list[str] = []
         for number, (job_id, source) in enumerate(sources.items()):
             if number == KILL_AFTER:
+                jobs_then = await cluster.jobs()
+                on_agents_at_kill = [j for j, v in jobs_then.items()
+                                     if v["state"] in ("assigned", "running")]
                 cluster.kill(first_leader)
             body = {"id": job_id, "source": str(source),
                     "destination": str(tmp_path / "out" / source.name), **JOB_OPTIONS}
@@ -82,6 +86,7 @@ async def test_killing_the_leader_while_submitting_loses_and_doubles_nothing(
             await anyio.sleep(0.15)
         new_leader = await cluster.leader()
         assert new_leader != first_leader
+        assert on_agents_at_kill, "no transfer was running when the leader died"
         cluster.start(first_leader)  # back as a follower; it catches up from the log
 
         seen: dict[str, dict[str, Any]] = {}
