@@ -886,11 +886,29 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             rounds = []
             all_acked: set[str] = set(submitter.log.acked)
             for number in range(args.rounds):
-                rounds.append(await failover_round(args, quorum, fleet, leader, number))
+                failure = ""
+                try:
+                    rounds.append(await failover_round(args, quorum, fleet, leader, number))
+                except* (RuntimeError, TimeoutError) as group:
+                    failure = "; ".join(str(e) for e in group.exceptions)
+                if failure:
+                    # A controller that dies on its own (not killed here) ends the rounds; the
+                    # report says why instead of losing what was measured.
+                    results["failover_error"] = f"round {number + 1}: {failure}"[:4000]
+                    print(f"failover {number + 1} failed: {failure}", file=sys.stderr)
+                    break
                 all_acked |= rounds[-1].pop("acked_ids")
                 print(f"failover {number + 1}: {rounds[-1]}", file=sys.stderr)
                 leader = rounds[-1]["new_leader"]
-            if rounds:
+            if rounds and "failover_error" in results:
+                times = [r["assignments_resume_s"] for r in rounds]
+                results["failover"] = {
+                    "rounds": rounds, "resume_p50_s": round(pct(times, 50), 3),
+                    "resume_p99_s": round(pct(times, 99), 3), "resume_max_s": round(max(times), 3),
+                    "acknowledged_jobs": len(all_acked), "lost": None, "lost_examples": [],
+                    "accepted_twice": None, "final_states": None,
+                }
+            elif rounds:
                 jobs, _ = await wait_settled(quorum, leader, len(all_acked), 60)
                 done = await completed_ids(quorum, leader)
                 await fleet.snap()
@@ -1027,6 +1045,8 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"| {i} | {r['killed']} | {r['new_leader']} | {r['leader_known_s']} | "
                          f"{r['assignments_resume_s']} | {r['fleet_reregistered_s']} | "
                          f"{r['submitted']} |")
+    if "failover_error" in results:
+        lines += ["", f"Failover stopped: {results['failover_error'].splitlines()[0]}"]
     return "\n".join(lines) + "\n"
 
 
