@@ -7,14 +7,16 @@ objects, so no ``repr`` of the settings shows them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from quorus.core.errors import ConfigurationError
+from quorus.core.options import check_known, option_flag, option_number, option_secret
 from quorus.core.protocol import ProtocolOptions
-from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.secrets import Secret
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ KNOWN_OPTIONS = frozenset({
 })
 
 
+_secret = functools.partial(option_secret, "ftp")
+_flag = functools.partial(option_flag, "ftp")
+_number = functools.partial(option_number, "ftp")
+
+
 @dataclass(frozen=True)
 class FtpSettings:
     """Validated options of one :class:`~quorus.protocols.ftp.FtpProtocol` instance."""
@@ -62,12 +69,7 @@ class FtpSettings:
         Raises :class:`~quorus.core.errors.ConfigurationError` naming the option at fault
         (never a credential's value).
         """
-        unknown = sorted(set(options) - KNOWN_OPTIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown ftp option(s) {', '.join(map(repr, unknown))}; "
-                f"known options: {', '.join(sorted(KNOWN_OPTIONS))}"
-            )
+        check_known("ftp", options, KNOWN_OPTIONS)
         ca_bundle = options.get("ca_bundle")
         if ca_bundle is not None and not isinstance(ca_bundle, str):
             raise ConfigurationError("ftp option ca_bundle: expected the path of a PEM file")
@@ -104,36 +106,10 @@ class FtpSettings:
             ) from None
 
 
-def _secret(options: ProtocolOptions, name: str) -> Secret | None:
-    value = options.get(name)
-    if value is None or isinstance(value, Secret):
-        return value
-    if not isinstance(value, str):
-        raise ConfigurationError(f"ftp option {name}: expected text or env:NAME / file:PATH")
-    return resolve_secret(value)
 
 
-def _flag(options: ProtocolOptions, name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigurationError(f"ftp option {name}={value!r}: expected true or false")
 
 
-def _number(options: ProtocolOptions, name: str, default: float, *, minimum: float) -> float:
-    value: Any = options.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"ftp option {name}={value!r}: expected a number") from None
-    if number < minimum:
-        raise ConfigurationError(f"ftp option {name}={value!r}: must be at least {minimum:g}")
-    return number
 
 
 def _passive(value: Any) -> tuple[str, ...]:

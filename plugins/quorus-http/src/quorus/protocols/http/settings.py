@@ -7,6 +7,7 @@ references resolved with :func:`~quorus.core.secrets.resolve_secret` and kept as
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import urllib.request
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 from quorus.core.errors import ConfigurationError
+from quorus.core.options import check_known, option_flag, option_number, option_secret
 from quorus.core.protocol import ProtocolOptions
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.protocols.http.transport import LargeReadTransport
@@ -59,6 +61,11 @@ class BearerAuth(httpx.Auth):
         return f"BearerAuth({self._token!r})"
 
 
+_secret = functools.partial(option_secret, "http")
+_flag = functools.partial(option_flag, "http")
+_number = functools.partial(option_number, "http")
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """Validated options of one :class:`~quorus.protocols.http.HttpProtocol` instance."""
@@ -83,12 +90,7 @@ class HttpSettings:
         Raises :class:`~quorus.core.errors.ConfigurationError` naming the option at fault
         (never a credential's value).
         """
-        unknown = sorted(set(options) - KNOWN_OPTIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown http option(s) {', '.join(map(repr, unknown))}; "
-                f"known options: {', '.join(sorted(KNOWN_OPTIONS))}"
-            )
+        check_known("http", options, KNOWN_OPTIONS)
         method = str(options.get("upload_method", "PUT")).upper()
         if method not in UPLOAD_METHODS:
             raise ConfigurationError(
@@ -173,13 +175,6 @@ class HttpSettings:
         )
 
 
-def _secret(options: ProtocolOptions, name: str) -> Secret | None:
-    value = options.get(name)
-    if value is None or isinstance(value, Secret):
-        return value
-    if not isinstance(value, str):
-        raise ConfigurationError(f"http option {name}: expected text or env:NAME / file:PATH")
-    return resolve_secret(value)
 
 
 def _headers(value: Any) -> dict[str, Secret]:
@@ -198,27 +193,8 @@ def _headers(value: Any) -> dict[str, Secret]:
     return headers
 
 
-def _flag(options: ProtocolOptions, name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigurationError(f"http option {name}={value!r}: expected true or false")
 
 
-def _number(options: ProtocolOptions, name: str, default: float, *, minimum: float = 0) -> float:
-    value = options.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"http option {name}={value!r}: expected a number") from None
-    if number < minimum:
-        raise ConfigurationError(f"http option {name}={value!r}: must be at least {minimum:g}")
-    return number
 
 
 __all__ = ["KNOWN_OPTIONS", "UPLOAD_METHODS", "BearerAuth", "HttpSettings"]

@@ -8,6 +8,7 @@ missing key file or a wrong passphrase is a configuration error before any conne
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import os
@@ -17,8 +18,9 @@ from typing import Any
 
 import asyncssh
 from quorus.core.errors import ConfigurationError
+from quorus.core.options import check_known, option_flag, option_number, option_secret
 from quorus.core.protocol import ProtocolOptions
-from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.secrets import Secret
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ KNOWN_OPTIONS = frozenset({
 })
 
 
+_secret = functools.partial(option_secret, "sftp")
+_flag = functools.partial(option_flag, "sftp")
+_number = functools.partial(option_number, "sftp")
+
+
 @dataclass(frozen=True)
 class SftpSettings:
     """Validated options of one :class:`~quorus.protocols.sftp.SftpProtocol` instance."""
@@ -81,12 +88,7 @@ class SftpSettings:
         Raises :class:`~quorus.core.errors.ConfigurationError` naming the option at fault
         (never a credential's value).
         """
-        unknown = sorted(set(options) - KNOWN_OPTIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown sftp option(s) {', '.join(map(repr, unknown))}; "
-                f"known options: {', '.join(sorted(KNOWN_OPTIONS))}"
-            )
+        check_known("sftp", options, KNOWN_OPTIONS)
         username = options.get("username")
         block_size = options.get("block_size")
         ciphers = options.get("ciphers")
@@ -192,14 +194,6 @@ def _cipher_preference() -> list[str]:
     return first + [name for name in supported if name not in first]
 
 
-def _secret(options: ProtocolOptions, name: str) -> Secret | None:
-    value = options.get(name)
-    if value is None or isinstance(value, Secret):
-        return value
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ConfigurationError(f"sftp option {name}: expected text or env:NAME / file:PATH")
-    # The command line turns digits into numbers; a password of digits is still text.
-    return resolve_secret(str(value))
 
 
 def _path(options: ProtocolOptions, name: str) -> str | None:
@@ -222,27 +216,8 @@ def _agent(value: Any) -> str | bool:
     return str(Path(text).expanduser())
 
 
-def _flag(options: ProtocolOptions, name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigurationError(f"sftp option {name}={value!r}: expected true or false")
 
 
-def _number(options: ProtocolOptions, name: str, default: float, *, minimum: float = 0) -> float:
-    value = options.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"sftp option {name}={value!r}: expected a number") from None
-    if number < minimum:
-        raise ConfigurationError(f"sftp option {name}={value!r}: must be at least {minimum:g}")
-    return number
 
 
 __all__ = ["KNOWN_OPTIONS", "SftpSettings"]

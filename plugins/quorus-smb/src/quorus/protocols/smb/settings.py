@@ -7,12 +7,14 @@ objects, so no ``repr`` of the settings shows them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from quorus.core.errors import ConfigurationError
+from quorus.core.options import check_known, option_flag, option_number, option_secret
 from quorus.core.protocol import ProtocolOptions
-from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.secrets import Secret
 from smbprotocol.connection import Dialects
 
 MIB = 1024 * 1024
@@ -48,6 +50,11 @@ KNOWN_OPTIONS = frozenset({
 })
 
 
+_secret = functools.partial(option_secret, "smb")
+_flag = functools.partial(option_flag, "smb")
+_number = functools.partial(option_number, "smb")
+
+
 @dataclass(frozen=True)
 class SmbSettings:
     """Validated options of one :class:`~quorus.protocols.smb.SmbProtocol` instance."""
@@ -71,12 +78,7 @@ class SmbSettings:
         Raises :class:`~quorus.core.errors.ConfigurationError` naming the option at fault
         (never a credential's value).
         """
-        unknown = sorted(set(options) - KNOWN_OPTIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown smb option(s) {', '.join(map(repr, unknown))}; "
-                f"known options: {', '.join(sorted(KNOWN_OPTIONS))}"
-            )
+        check_known("smb", options, KNOWN_OPTIONS)
         dialect = options.get("dialect")
         if dialect is not None and str(dialect) not in DIALECTS:
             raise ConfigurationError(
@@ -90,11 +92,12 @@ class SmbSettings:
             signing=_choice(options, "signing", SIGNING_MODES, "required"),
             encrypt=_flag(options, "encrypt", False),
             dialect=None if dialect is None else str(dialect),
-            block_size=int(_number(options, "block_size", DEFAULT_BLOCK_SIZE, 64 * 1024,
-                                   MAX_BLOCK_SIZE)),
-            max_requests=int(_number(options, "max_requests", DEFAULT_MAX_REQUESTS, 1, 256)),
-            timeout=_number(options, "timeout", DEFAULT_TIMEOUT, 0.1),
-            connect_timeout=_number(options, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, 0.1),
+            block_size=int(_number(options, "block_size", DEFAULT_BLOCK_SIZE,
+                                   minimum=64 * 1024, maximum=MAX_BLOCK_SIZE)),
+            max_requests=int(_number(options, "max_requests", DEFAULT_MAX_REQUESTS,
+                                     minimum=1, maximum=256)),
+            timeout=_number(options, "timeout", DEFAULT_TIMEOUT, minimum=0.1),
+            connect_timeout=_number(options, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, minimum=0.1),
         )
 
     def redact(self, options: ProtocolOptions) -> dict[str, Any]:
@@ -106,13 +109,6 @@ class SmbSettings:
         return cleaned
 
 
-def _secret(options: ProtocolOptions, name: str) -> Secret | None:
-    value = options.get(name)
-    if value is None or isinstance(value, Secret):
-        return value
-    if not isinstance(value, str):
-        raise ConfigurationError(f"smb option {name}: expected text or env:NAME / file:PATH")
-    return resolve_secret(value)
 
 
 def _text(options: ProtocolOptions, name: str) -> str | None:
@@ -133,30 +129,8 @@ def _choice(options: ProtocolOptions, name: str, choices: tuple[str, ...], defau
     return value
 
 
-def _flag(options: ProtocolOptions, name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ConfigurationError(f"smb option {name}={value!r}: expected true or false")
 
 
-def _number(
-    options: ProtocolOptions, name: str, default: float, minimum: float, maximum: float | None = None
-) -> float:
-    value = options.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"smb option {name}={value!r}: expected a number") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        upper = f" and at most {maximum:g}" if maximum is not None else ""
-        raise ConfigurationError(f"smb option {name}={value!r}: must be at least {minimum:g}{upper}")
-    return number
 
 
 __all__ = ["AUTH_PROTOCOLS", "DIALECTS", "KNOWN_OPTIONS", "SIGNING_MODES", "SmbSettings"]
