@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from quorus.core.consensus import ConsensusConfig, ConsensusUnavailable, NotLeader, load_backend
+from quorus.core.hooks import hookimpl, plugin_manager
 from quorus.core.testing.fixtures import free_port
 from quorus.raft.kv import KeyValueStateMachine, put_command
 from quorus.raft.node import RaftNode
@@ -232,3 +233,31 @@ async def test_a_node_without_a_token_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="needs a cluster token"):
         async with RaftNode(config, KeyValueStateMachine()):
             pass
+
+
+class MetricRecorder:
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    @hookimpl
+    def quorus_metric(self, name: str, kind: str, value: float, labels: dict[str, str]) -> None:
+        self.names.add(name)
+
+
+async def test_metrics_reach_the_metrics_hook(tmp_path: Path) -> None:
+    recorder = MetricRecorder()
+    manager = plugin_manager()
+    manager.register(recorder, name="raft-metric-recorder")
+    try:
+        async with cluster(tmp_path, ["a", "b", "c"]) as c:
+            leader = await c.leader()
+            for i in range(5):
+                await leader.propose(put_command("k", i))
+    finally:
+        manager.unregister(recorder)
+    expected = {
+        "raft.election.count", "raft.election.duration_ms", "raft.leader.changes",
+        "raft.vote.requests_sent", "raft.vote.requests_received", "raft.term.current",
+        "raft.commit.index", "raft.apply.lag", "raft.fsync.latency_ms",
+    }
+    assert expected <= recorder.names, expected - recorder.names
