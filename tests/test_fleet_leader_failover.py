@@ -24,8 +24,8 @@ JOBS = 14
 SIZE = 512 * 1024
 #: About a second per job at 4 Mbit/s, so transfers are running when the leader dies.
 JOB_OPTIONS = {"bandwidth_mbps": 4, "protocol_options": {"file.chunk_size": "65536"}}
-#: The leader is killed before these submissions; the first one killed is back before
-#: the second kill.
+#: The leader is killed right after these submissions; the first one killed is back
+#: before the second kill.
 KILL_AT = (4, 9)
 RESTART_AT = 6
 
@@ -77,24 +77,24 @@ async def test_killing_the_leader_while_submitting_loses_and_doubles_nothing(
         await cluster.wait_agents("a1", "a2")
 
         killed: list[str] = []
+
+        async def on_agents() -> list[str] | None:
+            jobs_now = await cluster.jobs()
+            return [j for j, v in jobs_now.items()
+                    if v["state"] in ("assigned", "running")] or None
+
         for number, (job_id, source) in enumerate(sources.items()):
-            if number in KILL_AT:
-                leader = await cluster.leader()
-
-                async def on_agents() -> list[str] | None:
-                    jobs_now = await cluster.jobs()
-                    return [j for j, v in jobs_now.items()
-                            if v["state"] in ("assigned", "running")] or None
-
+            if number == RESTART_AT:
+                cluster.start(killed[0])  # back as a follower; it catches up from the log
+            leader = await cluster.leader() if number in KILL_AT else None
+            body = {"id": job_id, "source": str(source),
+                    "destination": str(tmp_path / "out" / source.name), **JOB_OPTIONS}
+            acknowledged[job_id] = await submit_until_acknowledged(cluster, body, retries)
+            if leader is not None:
                 # Killed while transfers run, not between them.
                 await wait_for(on_agents, 10, "a transfer running on an agent")
                 cluster.kill(leader)
                 killed.append(leader)
-            elif number == RESTART_AT:
-                cluster.start(killed[0])  # back as a follower; it catches up from the log
-            body = {"id": job_id, "source": str(source),
-                    "destination": str(tmp_path / "out" / source.name), **JOB_OPTIONS}
-            acknowledged[job_id] = await submit_until_acknowledged(cluster, body, retries)
             await anyio.sleep(0.15)
         cluster.start(killed[1])
 
