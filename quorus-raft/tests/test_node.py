@@ -261,3 +261,25 @@ async def test_metrics_reach_the_metrics_hook(tmp_path: Path) -> None:
         "raft.commit.index", "raft.apply.lag", "raft.fsync.latency_ms",
     }
     assert expected <= recorder.names, expected - recorder.names
+
+
+def test_a_truncation_below_an_installed_snapshot_is_not_an_error(tmp_path: Path) -> None:
+    """A follower that installs a snapshot may get, in the same Ready, a truncation of its
+    old conflicting log below the snapshot's index: those entries went with the old log."""
+    from quorus.core.storage import SnapshotMeta as StoredMeta
+    from quorus.core.storage.file import FileLogStore
+    from quorus.raft.messages import Entry, EntryKind
+    from quorus.raft.ready import Ready
+
+    store = FileLogStore(tmp_path / "store")
+    store.open()
+    meta = store.save_snapshot(StoredMeta(100, 3), b"state")
+    store.reset(meta)
+    config = ConsensusConfig(node_id="a", members={"a": "127.0.0.1:1"}, data_dir=tmp_path, options=OPTIONS)
+    node = RaftNode(config, KeyValueStateMachine(), store=store)
+    node._write(Ready(truncate_from=42, entries=[Entry(101, 3, EntryKind.NORMAL, b"x")]))
+    store.sync()
+    assert (store.first_index, store.last_index) == (101, 101)
+    node._write(Ready(truncate_from=101, entries=[Entry(101, 4, EntryKind.NORMAL, b"y")]))
+    assert store.term(101) == 4
+    store.close()

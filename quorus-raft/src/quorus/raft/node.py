@@ -522,7 +522,12 @@ class RaftNode(ConsensusBackend):
         store = self._store
         assert store is not None
         if rd.truncate_from is not None:
-            store.truncate_from(rd.truncate_from)
+            # A truncation below what a snapshot installed in the same Ready replaced refers to
+            # entries already gone with the old log: only what follows the snapshot (if
+            # anything) is still to drop.
+            start = max(rd.truncate_from, store.first_index)
+            if start <= store.last_index:
+                store.truncate_from(start)
         if rd.entries:
             store.append([_to_stored(e) for e in rd.entries])
         if rd.hard_state is not None:
