@@ -51,9 +51,6 @@ def cli(verbose: int) -> None:
     """Quorus: verified, resumable file transfers."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # The command prints a transfer's final outcome itself, as one line; the event log's
-    # record of the same failure would only repeat it. Retry warnings still show.
-    logging.getLogger("quorus.transfer").addFilter(lambda record: record.levelno < logging.ERROR)
 
 
 @cli.command()
@@ -201,8 +198,19 @@ for group in (cluster, agents, jobs):
     cli.add_command(group)
 
 
+def _drop_transfer_errors(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
+    # The command prints a transfer's final outcome itself, as one line; the event log's
+    # record of the same failure would only repeat it. Retry warnings still show. Installed
+    # here, in the process's entry point, rather than in the command group, so that invoking
+    # the group in-process (tests, embedding) leaves the logging of its host alone.
+    transfer_log = logging.getLogger("quorus.transfer")
+    if _drop_transfer_errors not in transfer_log.filters:
+        transfer_log.addFilter(_drop_transfer_errors)
     try:
         return cli.main(args=argv, prog_name="quorus", standalone_mode=True)
     except QuorusError as exc:  # anything not mapped above still gets a one-line message
