@@ -78,3 +78,19 @@ async def test_progress_is_smoothed_bounded_and_has_eta(monkeypatch: pytest.Monk
     assert seen[-1].bytes_done == 200_000_000
     assert 50_000_000 < seen[-1].rate < 75_000_000
     assert seen[-1].elapsed == pytest.approx(3.0)
+
+
+async def test_an_initial_burst_does_not_inflate_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeClock()
+    monkeypatch.setattr(progress_module.anyio, "current_time", fake.current_time)
+    seen: list[TransferProgress] = []
+    tracker = ProgressTracker(10_000_000, seen.append, interval=0.2, tau=2.0)
+    fake.now += 0.001
+    tracker.advance(1_048_576)  # a limiter's first chunk passes at once
+    for _ in range(30):  # then 300 KB/s, as the limit allows
+        fake.now += 0.1
+        tracker.advance(30_000)
+    rates = [p.rate for p in seen[1:]]
+    # Never the burst's ~1 GB/s; by the end close to the sustained rate.
+    assert max(rates) < 6_000_000
+    assert seen[-1].rate < 900_000

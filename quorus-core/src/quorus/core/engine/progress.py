@@ -15,7 +15,11 @@ class ProgressTracker:
     """Accumulates bytes and emits :class:`TransferProgress` at most every ``interval`` s.
 
     The rate is an exponentially weighted moving average with time constant ``tau`` seconds,
-    so it follows real changes within a few seconds without jumping on every chunk.
+    so it follows real changes within a few seconds without jumping on every chunk. Until
+    ``tau`` seconds have passed it is the plain average since the start: a first chunk that
+    arrives at once (a bandwidth limiter's initial burst, a buffered response) would otherwise
+    set the rate far above what the transfer sustains, and the average would take many
+    seconds to come down.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class ProgressTracker:
         self._started = anyio.current_time()
         self._last_sample_time = self._started
         self._last_sample_bytes = start_at
+        self._start_bytes = start_at
         self._last_emit = -math.inf
         self.rate = 0.0
 
@@ -42,8 +47,9 @@ class ProgressTracker:
         """Start counting again (a new attempt that starts over or resumes elsewhere)."""
         self.bytes_done = bytes_done
         self.total = total
-        self._last_sample_bytes = bytes_done
-        self._last_sample_time = anyio.current_time()
+        self._last_sample_bytes = self._start_bytes = bytes_done
+        self._last_sample_time = self._started = anyio.current_time()
+        self.rate = 0.0
 
     def advance(self, n: int) -> None:
         self.bytes_done += n
@@ -64,8 +70,9 @@ class ProgressTracker:
         if dt <= 0:
             return
         instant = (self.bytes_done - self._last_sample_bytes) / dt
-        if self.rate == 0.0:
-            self.rate = instant
+        elapsed = now - self._started
+        if elapsed < self._tau:
+            self.rate = (self.bytes_done - self._start_bytes) / elapsed
         else:
             alpha = 1.0 - math.exp(-dt / self._tau)
             self.rate += alpha * (instant - self.rate)
