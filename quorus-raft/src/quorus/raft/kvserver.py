@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import ByteStream
+from quorus.core import eventloop
 from quorus.core.consensus import ConsensusConfig, ConsensusError, NotLeader
 from quorus.core.secrets import resolve_secret
 from quorus.core.wire import FramedStream, WireError
@@ -154,13 +155,13 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     profile_to = os.environ.get("QUORUS_KV_PROFILE")
     if not profile_to:
-        anyio.run(run, args)
+        eventloop.run(run, args)
         return
     # For finding hot spots: the profile of this node is written when it stops (SIGTERM).
     import cProfile
 
     with cProfile.Profile() as profiler:
-        anyio.run(run, args)
+        eventloop.run(run, args)
     profiler.dump_stats(f"{profile_to}.{args.id}")
 
 

@@ -23,6 +23,7 @@ from typing import NoReturn
 
 import anyio
 import click
+from quorus.core import eventloop
 from quorus.core.agent.config import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_DRAIN_TIMEOUT,
@@ -164,7 +165,7 @@ def main(
             log.info("agent %s joining %s (work dir %s, %d at once)", config.agent_id,
                      ", ".join(c.address for c in config.controllers), work_dir, max_concurrent)
             runtime = AgentRuntime(config)
-            reason = anyio.run(serve, runtime)
+            reason = eventloop.run(serve, runtime)
     except ConfigurationError as exc:
         _usage_error(str(exc))
     sys.exit(EXIT_OK if reason.startswith("drained") else EXIT_STOPPED)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from typing import Any, NoReturn
 
-import anyio
 import click
+from quorus.core import eventloop
 from quorus.core.cli.fleet import agents, cluster, jobs
 from quorus.core.cli.options import parse_protocol_options
 from quorus.core.cli.progress import progress_display
@@ -136,7 +135,7 @@ def transfer(
                 return await engine.transfer(request, on_progress=on_progress)
 
     try:
-        result = anyio.run(run, backend=os.environ.get("QUORUS_ASYNC_BACKEND", "asyncio"))
+        result = eventloop.run(run)
     except (PluginError, ConfigurationError) as exc:
         _usage_error(str(exc))
     except KeyboardInterrupt:

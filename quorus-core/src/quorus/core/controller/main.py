@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import click
+from quorus.core import eventloop
 from quorus.core.controller.settings import ControllerSettings
 from quorus.core.errors import ConfigurationError, QuorusError
 
@@ -92,7 +93,7 @@ def main(config_file: Path | None, log_level: str, **flags: Any) -> None:
         values = load_config_file(config_file) if config_file is not None else {}
         values.update({k: v for k, v in flags.items() if k in _FLAGS and v is not None})
         settings = ControllerSettings.from_mapping(values)
-        anyio.run(serve, settings)
+        eventloop.run(serve, settings)
     except (QuorusError, OSError) as exc:
         click.echo(f"quorus-controller: {exc}", err=True)
         sys.exit(2)
