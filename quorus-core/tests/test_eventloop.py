@@ -8,16 +8,16 @@ import pytest
 from quorus.core import eventloop
 
 
-def test_asyncio_with_uvloop_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_standard_asyncio_loop_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(eventloop.BACKEND_ENV, raising=False)
     monkeypatch.delenv(eventloop.UVLOOP_ENV, raising=False)
-    installed = importlib.util.find_spec("uvloop") is not None
-    assert eventloop.backend() == ("asyncio", {"use_uvloop": installed})
-
-
-def test_uvloop_can_be_turned_off_and_trio_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(eventloop.UVLOOP_ENV, "0")
     assert eventloop.backend() == ("asyncio", {})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop not installed")
+def test_uvloop_on_request_and_trio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(eventloop.UVLOOP_ENV, "1")
+    assert eventloop.backend() == ("asyncio", {"use_uvloop": True})
     monkeypatch.setenv(eventloop.BACKEND_ENV, "trio")
     assert eventloop.backend() == ("trio", {})
 
