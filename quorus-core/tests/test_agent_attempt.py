@@ -206,20 +206,3 @@ def test_protocol_options_by_scheme() -> None:
     }
     with pytest.raises(ConfigurationError, match=r"SCHEME\.KEY"):
         protocol_options({"nodot": "1"})
-
-
-async def test_a_successful_attempt_removes_what_lost_earlier_attempts_left(tmp_path: Path) -> None:
-    src, digest = _source(tmp_path)
-    out = tmp_path / "out"
-    out.mkdir()
-    dst = out / "file.bin"
-    # Attempt 1's agent was killed mid-transfer: its staging partial and record remain.
-    first = Path(staging_location(parse_location(str(dst)), "job-7", 1).path)
-    leftovers = [first.parent / f".{first.name}.quorus-partial", first.parent / f".{first.name}.quorus-partial.json"]
-    for path in leftovers:
-        path.write_bytes(b"half of an old attempt")
-    async with TransferEngine() as engine:
-        outcome = await run_attempt(engine, _assign(src, dst, attempt=2, checksum=digest), _ignore)
-    assert isinstance(outcome, AttemptSucceeded)
-    assert dst.read_bytes() == src.read_bytes()
-    assert _hidden(out) == []

@@ -177,10 +177,6 @@ async def run_attempt(
             )
         assert result.sha256 is not None
         await _place(dst, staging, destination, policy, result.sha256)
-        # Earlier attempts of this job whose agents were lost mid-transfer left their staging
-        # and partial files beside the destination; the job is done, so they can go.
-        for earlier in range(1, assign.attempt):
-            await _discard(dst, staging_location(destination, assign.job_id, earlier))
         return AttemptSucceeded(result.bytes, result.sha256, anyio.current_time() - started)
     except errors.QuorusError as exc:
         await _discard(dst, staging)
