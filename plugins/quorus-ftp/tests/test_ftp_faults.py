@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,12 +35,11 @@ RETRY = RetryPolicy(max_attempts=4, initial_delay=0.2, max_delay=1.0)
 
 async def engine_transfer(
     source: str | Location, destination: str | Location, options: dict[str, object], **kwargs: object
-) -> tuple[object, float]:
-    started = time.monotonic()
+) -> object:
     async with TransferEngine(protocol_options={"ftp": options, "ftps": options}) as engine:
         result = await engine.transfer(
             TransferRequest.create(source, destination, retry=RETRY, **kwargs))  # type: ignore[arg-type]
-    return result, time.monotonic() - started
+    return result
 
 
 # --- credentials and certificates ------------------------------------------------------------
@@ -52,13 +50,12 @@ async def test_wrong_password_fails_once_without_retry(
 ) -> None:
     (ftp_dir[0] / "a.bin").write_bytes(b"data")
     source = ftp_dir[1].with_path(ftp_dir[1].path + "/a.bin")
-    result, seconds = await engine_transfer(
+    result = await engine_transfer(
         source, str(tmp_path / "a.bin"), vsftpd.options(password="not-it"))
     assert result.status is TransferStatus.FAILED  # type: ignore[attr-defined]
     assert result.error_type == "AuthenticationError"  # type: ignore[attr-defined]
     assert result.attempts == 1  # type: ignore[attr-defined]
     assert "login refused" in result.error  # type: ignore[attr-defined]
-    assert seconds < 10
     assert not (tmp_path / "a.bin").exists()
 
 
@@ -97,7 +94,7 @@ async def test_certificate_from_another_ca_is_refused(
         with pytest.raises(TransferError, match="certificate could not be verified") as excinfo:
             await protocol.stat(location)
     assert not excinfo.value.retryable
-    result, _ = await engine_transfer(
+    result = await engine_transfer(
         location.with_path("/files/x.bin"), str(tmp_path / "x.bin"),
         vsftpd_tls.options(ca_bundle=str(other)))
     assert result.attempts == 1  # type: ignore[attr-defined]
@@ -133,7 +130,7 @@ async def test_missing_source_fails_once(
     vsftpd: VsftpdServer, ftp_dir: tuple[Path, Location], tmp_path: Path
 ) -> None:
     source = ftp_dir[1].with_path(ftp_dir[1].path + "/absent.bin")
-    result, _ = await engine_transfer(source, str(tmp_path / "out.bin"), vsftpd.options())
+    result = await engine_transfer(source, str(tmp_path / "out.bin"), vsftpd.options())
     assert result.error_type == "NotFoundError"  # type: ignore[attr-defined]
     assert result.attempts == 1  # type: ignore[attr-defined]
 
@@ -160,7 +157,7 @@ async def test_unwritable_directory_fails_once_and_leaves_nothing(
     source = tmp_path / "in.bin"
     source.write_bytes(payload_bytes(100_000))
     target = ftp_dir[1].with_path(ftp_dir[1].path + "/locked/out.bin")
-    result, _ = await engine_transfer(str(source), target, vsftpd.options())
+    result = await engine_transfer(str(source), target, vsftpd.options())
     assert result.status is TransferStatus.FAILED  # type: ignore[attr-defined]
     assert result.error_type == "PermissionDeniedError"  # type: ignore[attr-defined]
     assert result.attempts == 1  # type: ignore[attr-defined]
@@ -192,7 +189,7 @@ async def test_full_disk_fails_once_and_leaves_nothing_under_the_name(
     source = tmp_path / "big.bin"
     source.write_bytes(payload_bytes(3 * 1024 * 1024, seed=3))
     target = ftp_dir[1].with_path(ftp_dir[1].path + "/small/big.bin")
-    result, _ = await engine_transfer(str(source), target, vsftpd.options())
+    result = await engine_transfer(str(source), target, vsftpd.options())
     assert result.status is TransferStatus.FAILED  # type: ignore[attr-defined]
     assert result.attempts == 1, result.error  # type: ignore[attr-defined]
     assert "disk is probably full" in result.error  # type: ignore[attr-defined]
@@ -234,7 +231,7 @@ async def test_download_resumes_after_the_server_is_killed(
     partial = tmp_path / ".big.bin.quorus-partial"
     async with anyio.create_task_group() as tg:
         tg.start_soon(_kill_when, doomed, partial, 1024 * 1024)
-        result, _ = await engine_transfer(
+        result = await engine_transfer(
             doomed.url("/files/big.bin"), str(out), doomed.options(),
             checksum="sha256:" + hashlib.sha256(data).hexdigest())
     assert result.status is TransferStatus.COMPLETED, result.error  # type: ignore[attr-defined]
@@ -253,7 +250,7 @@ async def test_upload_resumes_after_the_server_is_killed(
     partial = doomed.files / ".up.bin.quorus-partial"
     async with anyio.create_task_group() as tg:
         tg.start_soon(_kill_when, doomed, partial, 1024 * 1024)
-        result, _ = await engine_transfer(
+        result = await engine_transfer(
             str(source), doomed.url("/files/up.bin"), doomed.options(),
             checksum="sha256:" + hashlib.sha256(data).hexdigest())
     assert result.status is TransferStatus.COMPLETED, result.error  # type: ignore[attr-defined]
