@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.tls import TLSListener
+from quorus.core.netaddr import split_host_port
 from quorus.core.wire import (
     DEFAULT_MAX_FRAME_SIZE,
     ConnectionClosedError,
@@ -50,10 +51,10 @@ QUEUE_LIMIT = 4096
 
 def split_address(address: str) -> tuple[str, int]:
     """``host:port`` (or ``[v6]:port``) to a pair; :class:`ValueError` naming the input."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"invalid peer address {address!r}: expected host:port")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(address, allow_port_zero=True)
+    except ValueError:
+        raise ValueError(f"invalid peer address {address!r}: expected host:port") from None
 
 
 @dataclass

@@ -62,6 +62,7 @@ from quorus.core.agentproto import (
 )
 from quorus.core.engine import TransferEngine, TransferProgress
 from quorus.core.errors import QuorusError
+from quorus.core.netaddr import split_host_port
 from quorus.core.plugins import PluginRegistry
 from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
 
@@ -428,10 +429,10 @@ class AgentRuntime:
     async def _connect(self, generation: int, reconnect: Reconnect) -> None:
         await anyio.sleep(max(0.0, reconnect.at - anyio.current_time()))
         address = reconnect.to.address
-        host, _, port = address.rpartition(":")
+        host, port = split_host_port(address)
         try:
             with anyio.fail_after(self.config.connect_timeout):
-                stream = await anyio.connect_tcp(host.strip("[]"), int(port))
+                stream = await anyio.connect_tcp(host, port)
         except (OSError, TimeoutError) as exc:
             self._post(_ConnectFailed(generation, f"cannot connect to {address}: {exc}"))
             return

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from quorus.core.engine.model import OverwritePolicy
+from quorus.core.netaddr import is_host_port
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -53,9 +54,8 @@ class ControllerAddress:
 
     def __post_init__(self) -> None:
         require(bool(self.controller_id), "controller_id must not be empty")
-        host, sep, port = self.address.rpartition(":")
         require(
-            bool(sep and host and port.isdigit() and 0 < int(port) < 65536),
+            is_host_port(self.address),
             f"controller address must be host:port, got {self.address!r}",
         )
 

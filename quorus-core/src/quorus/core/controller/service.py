@@ -39,6 +39,7 @@ from quorus.core.controller.results import Applied, Rejected
 from quorus.core.controller.softstate import SoftState
 from quorus.core.controller.state import ControllerState
 from quorus.core.errors import QuorusError
+from quorus.core.netaddr import is_host_port
 
 #: Default and largest page of a job listing.
 DEFAULT_PAGE = 100
@@ -372,9 +373,7 @@ def parse_members(text: str | Mapping[str, str] | Sequence[str]) -> dict[str, st
     members: dict[str, str] = {}
     for item in items:
         name, sep, address = item.partition("=")
-        host, colon, port = address.strip().rpartition(":")
-        if not (sep and name.strip() and colon and host and port.isdigit()
-                and 0 < int(port) < 65536):
+        if not (sep and name.strip() and is_host_port(address)):
             raise InvalidRequest(f"expected id=host:port, got {item.strip()!r}")
         members[name.strip()] = address.strip()
     return members

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from quorus.core.errors import ConfigurationError
+from quorus.core.netaddr import is_host_port, split_host_port
 
 DEFAULT_AGENT_PORT = 7070
 DEFAULT_HTTP_PORT = 7080
@@ -31,15 +32,13 @@ DEFAULT_RAFT_PORT = 7400
 
 def check_address(address: str, what: str) -> str:
     """``host:port`` with a valid port, or :class:`ConfigurationError` naming ``what``."""
-    host, colon, port = str(address).strip().rpartition(":")
-    if not (colon and host and port.isdigit() and 0 <= int(port) < 65536):
+    if not is_host_port(str(address), allow_port_zero=True):
         raise ConfigurationError(f"{what}: expected host:port, got {address!r}")
-    return f"{host}:{port}"
+    return str(address).strip()
 
 
 def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+    return split_host_port(address, allow_port_zero=True)
 
 
 @dataclass(frozen=True, slots=True)
