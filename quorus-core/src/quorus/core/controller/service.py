@@ -18,7 +18,7 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,7 +39,6 @@ from quorus.core.controller.results import Applied, Rejected
 from quorus.core.controller.softstate import SoftState
 from quorus.core.controller.state import ControllerState
 from quorus.core.errors import QuorusError
-from quorus.core.netaddr import is_host_port
 
 #: Default and largest page of a job listing.
 DEFAULT_PAGE = 100
@@ -362,23 +361,6 @@ def page_json(page: JobPage, view: Any) -> dict[str, Any]:
     return {"jobs": [view(j) for j in page.jobs], "next_cursor": page.next_cursor}
 
 
-def parse_members(text: str | Mapping[str, str] | Sequence[str]) -> dict[str, str]:
-    """``id=host:port,...`` (or a mapping) as a dict, checking every address."""
-    if isinstance(text, Mapping):
-        items = [f"{k}={v}" for k, v in text.items()]
-    elif isinstance(text, str):
-        items = [i for i in text.split(",") if i.strip()]
-    else:
-        items = list(text)
-    members: dict[str, str] = {}
-    for item in items:
-        name, sep, address = item.partition("=")
-        if not (sep and name.strip() and is_host_port(address)):
-            raise InvalidRequest(f"expected id=host:port, got {item.strip()!r}")
-        members[name.strip()] = address.strip()
-    return members
-
-
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT",
     "CommandRefused",
@@ -391,5 +373,4 @@ __all__ = [
     "ResourceNotFound",
     "ServiceError",
     "Unavailable",
-    "parse_members",
 ]

@@ -175,18 +175,6 @@ def parse_peers(value: Any) -> dict[str, PeerAddresses]:
     return peers
 
 
-def parse_addresses(value: Any, what: str) -> dict[str, str]:
-    """``id=host:port,...`` or a mapping, as a dict."""
-    if isinstance(value, str):
-        pairs = [i.strip().partition("=") for i in value.split(",") if i.strip()]
-        if any(not sep for _, sep, _ in pairs):
-            raise ConfigurationError(f"{what}: expected id=host:port,...")
-        value = {n.strip(): a for n, _, a in pairs}
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{what}: expected id=host:port,... or a mapping")
-    return {str(n): check_address(str(a), f"{what}.{n}") for n, a in value.items()}
-
-
 _FLOATS = {"heartbeat_interval", "progress_interval", "schedule_interval", "drain_timeout"}
 _INTS = {"missed_heartbeats", "max_request_bytes", "max_agent_frame_bytes", "snapshot_every"}
 
@@ -222,7 +210,6 @@ __all__ = [
     "ControllerSettings",
     "PeerAddresses",
     "check_address",
-    "parse_addresses",
     "parse_peers",
     "split_address",
 ]
