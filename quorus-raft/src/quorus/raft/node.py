@@ -43,7 +43,7 @@ from quorus.raft.core import InitialState, RaftCore
 from quorus.raft.errors import NotLeader, RaftError
 from quorus.raft.membership import ChangeKind, ConfChange, Configuration
 from quorus.raft.messages import Entry, EntryKind, Message, SnapshotMeta
-from quorus.raft.ready import HardState, Ready, Role
+from quorus.raft.ready import EventKind, HardState, Ready, Role
 from quorus.raft.settings import RaftSettings
 from quorus.raft.transport import PeerTransport
 
@@ -114,6 +114,8 @@ class RaftNode(ConsensusBackend):
     ) -> None:
         self.config = config
         self.settings = RaftSettings.from_options(config.options)
+        # Looked up once: metrics are emitted on every batch.
+        self._hook = plugin_manager().hook
         self._sm = state_machine
         self._store = store
         self._core: RaftCore | None = None
@@ -472,13 +474,13 @@ class RaftNode(ConsensusBackend):
             assert self._task_group is not None
             self._task_group.start_soon(self._send_snapshot_chunk, core, request)
         for event in rd.events:
-            value = float(event.value)
-            if event.kind.value == "raft.election.duration_ms":
-                value *= self.settings.tick_seconds * 1000
-            kind = "gauge" if event.kind.value == "raft.term.current" else "counter"
-            if event.kind.value == "raft.election.duration_ms":
-                kind = "histogram"
-            self._metric(event.kind.value, kind, value)
+            if event.kind is EventKind.ELECTION_WON:  # its value counts ticks
+                self._metric(event.kind.value, "histogram",
+                             event.value * self.settings.tick_seconds * 1000)
+            elif event.kind is EventKind.TERM_CHANGED:
+                self._metric(event.kind.value, "gauge", event.value)
+            else:
+                self._metric(event.kind.value, "counter", event.value)
         self._maybe_snapshot(core)
 
     def _soft_state_changed(self, rd: Ready) -> None:
@@ -785,7 +787,7 @@ class RaftNode(ConsensusBackend):
 
     def _metric(self, name: str, kind: str, value: float) -> None:
         if math.isfinite(value):
-            plugin_manager().hook.quorus_metric(
+            self._hook.quorus_metric(
                 name=name, kind=kind, value=value, labels={"node": self.node_id}
             )
 

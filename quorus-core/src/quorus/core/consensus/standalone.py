@@ -60,6 +60,8 @@ class StandaloneBackend(ConsensusBackend):
     ) -> None:
         self.config = config
         self._sm = state_machine
+        # Looked up once: metrics are emitted on every batch.
+        self._hook = plugin_manager().hook
         self._store = store
         self._queue: list[_Proposal] = []
         self._wakeup = anyio.Event()
@@ -233,6 +235,6 @@ class StandaloneBackend(ConsensusBackend):
 
     def _metric(self, name: str, kind: str, value: float) -> None:
         if math.isfinite(value):
-            plugin_manager().hook.quorus_metric(
+            self._hook.quorus_metric(
                 name=name, kind=kind, value=value, labels={"node": self.node_id}
             )
