@@ -1,0 +1,1 @@
+"""The workflow package's contributions to Quorus's hooks."""
