@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+    from quorus.core.controller.extension import ControllerExtension
     from quorus.core.controller.state import StateModule
     from quorus.core.engine.model import TransferProgress, TransferRequest, TransferResult
     from quorus.core.errors import TransferError
@@ -66,4 +68,35 @@ def quorus_controller_state_modules() -> Sequence[StateModule]:
     """New :class:`~quorus.core.controller.state.StateModule` instances to add to a controller's
     replicated state machine (their own commands and snapshot section). Called once for each
     state machine built, so return fresh objects each time."""
+    raise NotImplementedError  # a specification: pluggy calls the implementations
+
+
+@hookspec
+def quorus_controller_extensions() -> Sequence[ControllerExtension]:
+    """New :class:`~quorus.core.controller.extension.ControllerExtension` instances for a
+    controller process: REST routes of their own, and a task the controller runs only while
+    it leads (cancelled when it stops leading). Called once per controller process."""
+    raise NotImplementedError  # a specification: pluggy calls the implementations
+
+
+# --- Command line -----------------------------------------------------------------------------
+
+
+@hookspec
+def quorus_cli_commands() -> Sequence[click.Command]:
+    """Extra sub-commands (or command groups) of the ``quorus`` command line. Their names must
+    not clash with the built-in ones (``transfer``, ``plugins``, ``cluster``, ``agents``,
+    ``jobs``) or with another plugin's; a clash is reported and the later one is left out."""
+    raise NotImplementedError  # a specification: pluggy calls the implementations
+
+
+# --- Workflows ----------------------------------------------------------------------------------
+
+
+@hookspec
+def quorus_workflow_actions() -> Mapping[str, object]:
+    """Named ``onSuccess``/``onFailure`` workflow actions: action name (``notify``, ``cleanup``,
+    ...) to an async callable ``(spec, summary, context) -> ActionOutcome`` as defined by
+    ``quorus.workflow.actions.WorkflowAction``. Later registrations do not replace earlier
+    names; a clash is reported."""
     raise NotImplementedError  # a specification: pluggy calls the implementations

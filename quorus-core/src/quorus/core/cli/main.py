@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, NoReturn
+from collections.abc import Iterable
+from typing import Any, NoReturn, cast
 
 import click
 from quorus.core import eventloop
@@ -29,6 +30,8 @@ from quorus.core.engine import (
 from quorus.core.errors import ConfigurationError, PluginError, QuorusError
 from quorus.core.plugins import GROUPS, registry
 from quorus.core.units import format_size, parse_duration, parse_rate
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -195,6 +198,33 @@ def _parse_mode(text: str | None) -> int | None:
 
 for group in (cluster, agents, jobs):
     cli.add_command(group)
+
+
+def add_plugin_commands(group: click.Group) -> None:
+    """Add the sub-commands hook plugins contribute (``quorus_cli_commands``) to ``group``. A
+    name already taken is reported and skipped; a plugin whose hook fails leaves the others."""
+    from quorus.core.hooks import plugin_manager
+
+    hook = plugin_manager().hook.quorus_cli_commands
+    for implementation in hook.get_hookimpls():
+        try:
+            commands = list(cast("Iterable[object]", implementation.function()))
+        except Exception as exc:
+            log.warning("plugin %r could not add its commands: %s", implementation.plugin_name, exc)
+            continue
+        for command in commands:
+            if not isinstance(command, click.Command):
+                log.warning("plugin %r returned %r, not a click command; left out",
+                            implementation.plugin_name, command)
+                continue
+            if command.name is None or command.name in group.commands:
+                log.warning("plugin %r: command %r is already taken; left out",
+                            implementation.plugin_name, command.name)
+                continue
+            group.add_command(command)
+
+
+add_plugin_commands(cli)
 
 
 def _drop_transfer_errors(record: logging.LogRecord) -> bool:

@@ -21,6 +21,7 @@ from quorus.core.controller.commands import (
     SubmitJob,
     decode,
 )
+from quorus.core.controller.extension import ControllerExtension, Leadership
 from quorus.core.controller.model import (
     AgentCapabilities,
     AgentLocation,
@@ -57,6 +58,7 @@ __all__ = [
     "Command",
     "CommandRegistry",
     "CompleteAttempt",
+    "ControllerExtension",
     "ControllerState",
     "DeregisterAgent",
     "DrainAgent",
@@ -69,6 +71,7 @@ __all__ = [
     "JobStarted",
     "JobState",
     "LabelRequirement",
+    "Leadership",
     "MalformedCommandError",
     "RegisterAgent",
     "RejectCode",

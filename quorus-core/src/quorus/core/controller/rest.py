@@ -313,6 +313,7 @@ def create_app(server: "ControllerServer") -> ASGIApp:
     bearer = HTTPBearer(auto_error=False, description="the controller's token")
 
     def principal(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         if credentials is None:
@@ -320,6 +321,7 @@ def create_app(server: "ControllerServer") -> ASGIApp:
         found = authenticator.authenticate({"token": credentials.credentials})
         if found is None:
             raise Unauthorized("the bearer token is not valid")
+        request.state.principal = found
         return found
 
     Caller = Annotated[Principal, Depends(principal)]
@@ -448,6 +450,11 @@ def create_app(server: "ControllerServer") -> ASGIApp:
         """Hand leadership to another controller."""
         await service.transfer_leadership(body.node_id)
         return {"leader": body.node_id}
+
+    for extension in server.extensions:
+        router = extension.routes(service)
+        if router is not None:
+            app.include_router(router, dependencies=[Depends(principal)])
 
     return BodyLimit(app, server.settings.max_request_bytes)
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 import sniffio
-from anyio.abc import ByteStream, TaskStatus
+from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from quorus.core.agentproto import Assign, ControllerAddress, TransferOptions
 from quorus.core.auth import Authenticator, TokenAuth, ensure_token_file, load_authenticator
 from quorus.core.consensus import (
@@ -38,6 +38,7 @@ from quorus.core.consensus import (
 )
 from quorus.core.controller.agentlink import AgentLink
 from quorus.core.controller.commands import AssignJob, Command
+from quorus.core.controller.extension import ControllerExtension
 from quorus.core.controller.liveness import Liveness
 from quorus.core.controller.model import JobRecord
 from quorus.core.controller.results import Applied, Rejected
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: How often leadership is checked, and the most assignments proposed in one round.
 LEADERSHIP_POLL = 0.05
+# An extension whose leader task failed is started again after this many seconds.
+EXTENSION_RESTART_DELAY = 1.0
 ROUND_LIMIT = 500
 
 
@@ -92,6 +95,7 @@ class ControllerServer:
         *,
         backend_factory: Callable[[ConsensusConfig, ControllerState], ConsensusBackend]
         | None = None,
+        extensions: Sequence[ControllerExtension] | None = None,
     ) -> None:
         self.settings = settings
         self._state = ControllerState(installed_state_modules())
@@ -118,6 +122,11 @@ class ControllerServer:
         self._stopping = anyio.Event()
         self._http_shutdown = anyio.Event()
         self.started_at = time.time()
+        self.extensions: list[ControllerExtension] = (
+            installed_extensions() if extensions is None else list(extensions))
+        self._changed = anyio.Event()
+        self._lead_scope: anyio.CancelScope | None = None
+        self._task_group: TaskGroup | None = None
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -215,7 +224,17 @@ class ControllerServer:
                 ))
         if result.jobs or result.agents:
             self.wake_scheduler()
+        self._changed.set()
+        self._changed = anyio.Event()
         return result
+
+    def next_change(self) -> anyio.Event:
+        """An event set when the next command this controller proposes is applied."""
+        return self._changed
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node_id
 
     def wake_scheduler(self) -> None:
         self._wake.set()
@@ -276,8 +295,12 @@ class ControllerServer:
                 log.info("%s leads; agents have %.3g s of grace", self.settings.node_id,
                          self._liveness.timeout)
                 self.wake_scheduler()
+                self._start_extensions()
             elif not leader and self.leading:
                 self.leading = False
+                if self._lead_scope is not None:
+                    self._lead_scope.cancel()
+                    self._lead_scope = None
                 self._liveness.stop_leading()
                 self._soft.clear()
                 links, self.links = list(self.links.values()), {}
@@ -287,6 +310,25 @@ class ControllerServer:
                     ))
                 log.info("%s no longer leads", self.settings.node_id)
             await anyio.sleep(LEADERSHIP_POLL)
+
+    def _start_extensions(self) -> None:
+        if not self.extensions or self._task_group is None:
+            return
+        self._lead_scope = scope = anyio.CancelScope()
+        for extension in self.extensions:
+            self._task_group.start_soon(self._lead_extension, extension, scope)
+
+    async def _lead_extension(self, extension: ControllerExtension,
+                              scope: anyio.CancelScope) -> None:
+        with scope:
+            while True:
+                try:
+                    await extension.lead(self)
+                    return
+                except Exception:
+                    log.exception("extension %s failed while leading; restarting it in %.3g s",
+                                  extension.name, EXTENSION_RESTART_DELAY)
+                await anyio.sleep(EXTENSION_RESTART_DELAY)
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -367,6 +409,7 @@ class ControllerServer:
             app = create_app(self)
             http_stopped = anyio.Event()
             async with listener, anyio.create_task_group() as tg:
+                self._task_group = tg
                 tg.start_soon(listener.serve, self._serve_agent)
                 tg.start_soon(self._serve_http, app, http_stopped)
                 tg.start_soon(self._watch_leadership)
@@ -415,4 +458,13 @@ class ControllerServer:
         self._stopping.set()
 
 
-__all__ = ["ControllerServer", "assign_message", "transfer_options"]
+def installed_extensions() -> list[ControllerExtension]:
+    """The extensions the installed hook plugins contribute, ordered by name."""
+    from quorus.core.hooks import plugin_manager
+
+    extensions = [e for contributed in plugin_manager().hook.quorus_controller_extensions()
+                  for e in contributed]
+    return sorted(extensions, key=lambda e: e.name)
+
+
+__all__ = ["ControllerServer", "assign_message", "installed_extensions", "transfer_options"]

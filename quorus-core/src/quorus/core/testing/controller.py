@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +39,7 @@ from quorus.core.agentproto import (
     from_wire,
     to_wire,
 )
+from quorus.core.controller.extension import ControllerExtension
 from quorus.core.controller.server import ControllerServer
 from quorus.core.controller.settings import ControllerSettings
 from quorus.core.secrets import Secret
@@ -49,8 +50,11 @@ TOKEN = "controller-test-token"
 
 
 @asynccontextmanager
-async def running_controller(data_dir: Path, **settings: Any) -> AsyncIterator[ControllerServer]:
-    """A controller serving on free loopback ports until the block ends."""
+async def running_controller(
+    data_dir: Path, *, extensions: Sequence[ControllerExtension] | None = None, **settings: Any
+) -> AsyncIterator[ControllerServer]:
+    """A controller serving on free loopback ports until the block ends (with ``extensions``
+    instead of the installed ones when given)."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "listen_agents": f"127.0.0.1:{free_port()}",
@@ -61,7 +65,7 @@ async def running_controller(data_dir: Path, **settings: Any) -> AsyncIterator[C
         "schedule_interval": 0.1,
     }
     values.update(settings)
-    server = ControllerServer(ControllerSettings(**values))
+    server = ControllerServer(ControllerSettings(**values), extensions=extensions)
     async with anyio.create_task_group() as tg:
         await tg.start(server.run)
         try:

@@ -1,0 +1,60 @@
+"""What another package adds to a controller process besides state: REST routes of its own and
+a task that runs only while the controller leads.
+
+The workflow package, for instance, drives workflow executions from the leader and serves
+``/v1/workflows``. Extensions come from the ``quorus_controller_extensions`` hook, so core
+imports none of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import anyio
+    from quorus.core.controller.commands import Command
+    from quorus.core.controller.results import Applied
+    from quorus.core.controller.service import ControllerService
+
+
+class Leadership(Protocol):
+    """What a leading controller offers an extension's :meth:`ControllerExtension.lead`."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def service(self) -> ControllerService: ...
+
+    async def propose(self, command: Command) -> Applied:
+        """Replicate ``command`` (raises the service's errors: ``LeaderElsewhere``,
+        ``Unavailable``, ``CommandRefused``)."""
+        ...
+
+    def next_change(self) -> anyio.Event:
+        """An event set when this controller next applies a command it proposed (a job or an
+        agent moved, a module's record changed). Wait on it with a timeout of your own: state
+        also changes through commands other controllers proposed before a failover."""
+        ...
+
+
+class ControllerExtension(Protocol):
+    """A contribution to a controller process. ``name`` appears in logs."""
+
+    name: str
+
+    def routes(self, service: ControllerService) -> Any:
+        """A FastAPI ``APIRouter`` to include in the controller's API (every route behind the
+        controller's bearer-token check; the caller's principal is ``request.state.principal``),
+        or ``None``. Raise the service's errors (``InvalidRequest``, ``ResourceNotFound``,
+        ``LeaderElsewhere`` ...) to get the API's usual JSON errors and forwarding to the
+        leader."""
+        ...
+
+    async def lead(self, leadership: Leadership) -> None:
+        """Run the extension's leader duties. Started once this controller leads and its state
+        has caught up; cancelled when it stops leading. Restarted after a delay if it raises."""
+        ...
+
+
+__all__ = ["ControllerExtension", "Leadership"]
