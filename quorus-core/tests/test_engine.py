@@ -426,3 +426,21 @@ async def test_two_transfers_to_one_destination_never_share_the_partial(
     winner = next(r for r in results if r.ok)
     assert (tmp_path / "dst").read_bytes() == (first if winner.source.endswith("first") else second)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("backoff", "expected"), [
+    ("exponential", [1.0, 2.0, 4.0, 8.0, 10.0]),
+    ("linear", [1.0, 2.0, 3.0, 4.0, 5.0]),
+    ("fixed", [1.0, 1.0, 1.0, 1.0, 1.0]),
+])
+def test_retry_backoff_shapes(backoff: str, expected: list[float]) -> None:
+    policy = RetryPolicy.from_config({"maxAttempts": 6, "initialDelay": "1s", "maxDelay": "10s",
+                                      "backoff": backoff, "jitter": 0})
+    assert [policy.delay(n) for n in range(1, 6)] == expected
+
+
+def test_unknown_retry_backoff_is_refused() -> None:
+    from quorus.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="expected exponential, linear, fixed"):
+        RetryPolicy.from_config({"backoff": "random"})

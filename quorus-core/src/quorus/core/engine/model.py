@@ -99,9 +99,14 @@ class SizeRange:
             raise SizeMismatchError(f"{what} is {size} bytes, above the maximum of {self.max}")
 
 
+BACKOFFS = ("exponential", "linear", "fixed")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, as the design's ``retry`` block configures it."""
+    """Backoff with jitter, as the design's ``retry`` block configures it: ``exponential``
+    (``initial_delay * multiplier ** (n - 1)``), ``linear`` (``initial_delay * n``) or
+    ``fixed`` (``initial_delay``) before retry ``n``, never above ``max_delay``."""
 
     max_attempts: int = 3
     initial_delay: float = 1.0
@@ -110,8 +115,12 @@ class RetryPolicy:
     jitter: float = 0.2
     #: A server's Retry-After is honoured up to this many seconds.
     max_retry_after: float = 300.0
+    backoff: str = "exponential"
 
     def __post_init__(self) -> None:
+        if self.backoff not in BACKOFFS:
+            raise ConfigurationError(
+                f"retry backoff {self.backoff!r}: expected {', '.join(BACKOFFS)}")
         if self.max_attempts < 1:
             raise ConfigurationError("retry maxAttempts must be at least 1")
         if self.initial_delay < 0 or self.max_delay < 0:
@@ -127,9 +136,11 @@ class RetryPolicy:
         if unknown:
             raise ConfigurationError(f"unknown retry settings: {', '.join(sorted(unknown))}")
         backoff = block.get("backoff", "exponential")
-        if backoff not in ("exponential", "fixed"):
-            raise ConfigurationError(f"retry backoff {backoff!r}: expected exponential or fixed")
+        if backoff not in BACKOFFS:
+            raise ConfigurationError(
+                f"retry backoff {backoff!r}: expected {', '.join(BACKOFFS)}")
         return cls(
+            backoff=backoff,
             max_attempts=int(block.get("maxAttempts", cls.max_attempts)),
             initial_delay=parse_duration(block.get("initialDelay", cls.initial_delay)),
             max_delay=parse_duration(block.get("maxDelay", cls.max_delay)),
@@ -140,7 +151,13 @@ class RetryPolicy:
     def delay(self, failed_attempt: int, retry_after: float | None = None, *,
               rng: random.Random | None = None) -> float:
         """Seconds to wait after attempt ``failed_attempt`` (1-based) failed."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (failed_attempt - 1))
+        if self.backoff == "fixed":
+            base = self.initial_delay
+        elif self.backoff == "linear":
+            base = self.initial_delay * failed_attempt
+        else:
+            base = self.initial_delay * self.multiplier ** (failed_attempt - 1)
+        base = min(self.max_delay, base)
         spread = base * self.jitter
         delay = base - spread + (rng or random).random() * 2 * spread
         delay = min(max(delay, 0.0), self.max_delay)
