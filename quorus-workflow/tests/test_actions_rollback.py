@@ -3,7 +3,10 @@ files of a step's job, completed destinations under deleteAll; nothing else is t
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -12,11 +15,17 @@ import pytest
 from quorus.core.agent.attempt import staging_location
 from quorus.core.engine import RetryPolicy, TransferEngine, TransferRequest, TransferStatus
 from quorus.core.engine.resume import PartialFile
+from quorus.core.protocol import Capabilities, TransferProtocol
 from quorus.core.protocols.memory import MemoryProtocol, memory_store
 from quorus.core.testing.faults import FaultyProtocol
 from quorus.core.testing.fixtures import anyio_backend, payload_bytes
-from quorus.core.uri import parse_location
-from quorus.workflow.actions import ActionContext, run_actions, validate_action
+from quorus.core.uri import Location, parse_location
+from quorus.workflow.actions import (
+    ActionContext,
+    engine_protocol_opener,
+    run_actions,
+    validate_action,
+)
 from quorus.workflow.actions.rollback import staging_pattern
 from quorus.workflow.summary import (
     ActionOutcome,
@@ -203,3 +212,52 @@ async def test_an_unknown_strategy_is_a_failed_outcome() -> None:
 ])
 def test_validate_rollback(spec: dict[str, Any], problems: int) -> None:
     assert len(validate_action(spec)) == problems
+
+
+@pytest.mark.anyio
+async def test_the_engines_protocols_with_their_credentials_can_be_lent() -> None:
+    host = f"rollback-token-{uuid.uuid4().hex[:8]}"
+    store = memory_store(host, required_token="t0ken")
+    destination = parse_location(f"memory://{host}/data.bin")
+    store.put(PartialFile.beside(destination).data.path, b"half")
+    summary = ExecutionSummary("e-9", "load", ExecutionStatus.FAILED, steps=(
+        StepOutcome("g/data", StepStatus.FAILED, destination=destination.url()),))
+    spec = [{"action": "rollback"}]
+
+    [refused] = await run_actions(spec, summary, ActionContext())
+    assert not refused.ok and "requires a token" in refused.detail
+    async with TransferEngine(protocol_options={"memory": {"token": "t0ken"}}) as engine:
+        [outcome] = await run_actions(
+            spec, summary, ActionContext(open_protocol=engine_protocol_opener(engine)))
+    assert outcome.ok, outcome.detail
+    assert store.files == {}
+
+
+class InPlaceMemory(MemoryProtocol):
+    """A destination written in place (no rename), like a plain HTTP PUT."""
+
+    def capabilities(self, location: Location) -> Capabilities:
+        return replace(super().capabilities(location), rename=False)
+
+
+@pytest.mark.anyio
+async def test_a_destination_written_in_place_has_nothing_beside_it() -> None:
+    host = f"rollback-inplace-{uuid.uuid4().hex[:8]}"
+    store = memory_store(host)
+    destination = parse_location(f"memory://{host}/data.bin")
+    lookalike = PartialFile.beside(destination).data.path
+    store.put(lookalike, b"someone else's file")
+    store.put(destination.path, b"complete")
+
+    @contextlib.asynccontextmanager
+    async def open_protocol(scheme: str) -> AsyncIterator[TransferProtocol]:
+        yield InPlaceMemory()
+
+    summary = ExecutionSummary("e-9", "load", ExecutionStatus.FAILED, steps=(
+        StepOutcome("g/failed", StepStatus.FAILED, destination=destination.url(), job_id="j"),
+        StepOutcome("g/done", StepStatus.COMPLETED, destination=destination.url()),
+    ))
+    [outcome] = await run_actions([{"action": "rollback", "strategy": "deleteAll"}], summary,
+                                  ActionContext(open_protocol=open_protocol))
+    assert outcome.ok, outcome.detail
+    assert sorted(store.files) == [lookalike]

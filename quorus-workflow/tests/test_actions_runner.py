@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from quorus.core.errors import ConfigurationError
+from quorus.core.hooks import hookimpl, new_plugin_manager
 from quorus.core.testing.fixtures import anyio_backend, free_port
 from quorus.workflow.actions import (
     BUILTIN_ACTIONS,
@@ -20,6 +21,8 @@ from quorus.workflow.actions import (
     ActionSettings,
     WorkflowAction,
     describe_target,
+    installed_actions,
+    merge_actions,
     run_actions,
     validate_action,
 )
@@ -130,6 +133,16 @@ async def test_a_dry_run_of_every_builtin_action_changes_nothing(tmp_path: Path)
     assert old.exists() and partial.exists()
 
 
+@pytest.mark.anyio
+async def test_a_spec_that_is_not_a_mapping_is_a_failed_outcome() -> None:
+    calls: list[str] = []
+    bad: Any = "notify slack://ops"
+    failed, ran = await run_actions([bad, {"action": "ok", "id": "1"}], SUMMARY,
+                                    ActionContext(), actions(calls))
+    assert not failed.ok and "must be a mapping" in failed.detail
+    assert ran.ok and calls == ["1"]
+
+
 def test_builtin_actions_are_the_four_documented_ones() -> None:
     assert sorted(BUILTIN_ACTIONS) == ["cleanup", "email", "notify", "rollback"]
 
@@ -164,3 +177,39 @@ def test_validate_action_with_other_actions_skips_those_without_a_validator() ->
 ])
 def test_describe_target_never_shows_credentials(spec: dict[str, Any], shown: str) -> None:
     assert describe_target(spec) == shown
+
+
+def test_merge_actions_keeps_the_first_under_a_name_and_reports_the_rest() -> None:
+    page = Recording([])
+    other_notify = Recording([])
+    merged = merge_actions([
+        {"page": page, "notify": BUILTIN_ACTIONS["notify"]},  # the built-ins again: fine
+        {"notify": other_notify, "page": page},
+        {"broken": "not callable"},
+        ["not", "a", "mapping"],
+    ])
+    assert sorted(merged.actions) == ["cleanup", "email", "notify", "page", "rollback"]
+    assert merged.actions["notify"] is BUILTIN_ACTIONS["notify"]
+    assert merged.actions["page"] is page
+    assert len(merged.problems) == 3
+    assert "workflow action 'notify' is contributed more than once" in merged.problems[0]
+    assert "workflow action 'broken' is 'not callable'" in merged.problems[1]
+    assert "returned list, not a mapping" in merged.problems[2]
+
+
+@pytest.mark.anyio
+async def test_actions_contributed_through_the_hook_can_be_run() -> None:
+    calls: list[str] = []
+
+    class PagerPlugin:
+        @hookimpl
+        def quorus_workflow_actions(self) -> Mapping[str, object]:
+            return {"page": Recording(calls)}
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(PagerPlugin())
+    installed = installed_actions(pm)
+    assert installed.problems == ()
+    [outcome] = await run_actions([{"action": "page", "id": "p"}], SUMMARY, ActionContext(),
+                                  installed.actions)
+    assert outcome.ok and calls == ["p"]

@@ -8,10 +8,12 @@ from quorus.workflow.actions.base import (
     ValidatingAction,
     WorkflowAction,
     default_protocol_opener,
+    engine_protocol_opener,
     redact_url,
 )
 from quorus.workflow.actions.cleanup import CleanupAction
 from quorus.workflow.actions.email import EmailAction, step_table
+from quorus.workflow.actions.installed import InstalledActions, installed_actions, merge_actions
 from quorus.workflow.actions.notify import NotifyAction
 from quorus.workflow.actions.rollback import RollbackAction
 from quorus.workflow.actions.runner import (
@@ -29,6 +31,7 @@ __all__ = [
     "ActionSettings",
     "CleanupAction",
     "EmailAction",
+    "InstalledActions",
     "NotifyAction",
     "ProtocolOpener",
     "RollbackAction",
@@ -36,6 +39,9 @@ __all__ = [
     "WorkflowAction",
     "default_protocol_opener",
     "describe_target",
+    "engine_protocol_opener",
+    "installed_actions",
+    "merge_actions",
     "redact_url",
     "run_actions",
     "step_table",

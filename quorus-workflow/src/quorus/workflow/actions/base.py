@@ -5,6 +5,7 @@ values of its spec."""
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -13,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from quorus.core.engine import TransferEngine
 from quorus.core.errors import InvalidURIError, QuorusError
 from quorus.core.plugins import PROTOCOLS, PluginRegistry, registry
 from quorus.core.protocol import ProtocolOptions, TransferProtocol
@@ -47,6 +49,21 @@ def default_protocol_opener(
             raise ActionError(f"protocol plugin {scheme!r} is {factory!r}, not a TransferProtocol")
         async with factory(by_scheme.get(scheme, {})) as protocol:
             yield protocol
+
+    return open_protocol
+
+
+def engine_protocol_opener(engine: TransferEngine) -> ProtocolOpener:
+    """An opener lending ``engine``'s protocol instances, with the options (credentials,
+    CA bundles) the engine was given; the engine keeps ownership and closes them."""
+
+    @contextlib.asynccontextmanager
+    async def open_protocol(scheme: str) -> AsyncIterator[TransferProtocol]:
+        try:
+            protocol = engine.protocol(Location(scheme=scheme, host=None, port=None, path="/"))
+        except QuorusError as exc:
+            raise ActionError(str(exc)) from None
+        yield protocol
 
     return open_protocol
 
@@ -110,14 +127,15 @@ def spec_number(value: object, key: str, action: str) -> float:
     """A number given as a number or as text (bound templates are text)."""
     if isinstance(value, bool):
         raise ActionError(f"{action}: {key!r} must be a number, not {value!r}")
+    number = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ActionError(f"{action}: {key!r} must be a number, not {value!r}")
+        number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if number is None or not math.isfinite(number):
+        raise ActionError(f"{action}: {key!r} must be a number, not {value!r}")
+    return number
 
 
 def redact_url(url: str) -> str:
@@ -162,6 +180,7 @@ __all__ = [
     "ValidatingAction",
     "WorkflowAction",
     "default_protocol_opener",
+    "engine_protocol_opener",
     "is_template",
     "parse_target",
     "redact_url",

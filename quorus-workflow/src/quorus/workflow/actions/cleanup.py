@@ -253,9 +253,10 @@ class CleanupAction:
             problems.append("cleanup: 'target' is required: the directory whose old files go")
         elif not is_template(target):
             try:
-                if parse_target(target, self.name).path.rstrip("/") == "":
-                    problems.append(f"cleanup: refusing target {target!r}: name the directory "
-                                    "that holds the old files, not a root")
+                location = parse_target(target, self.name)
+                if location.path.rstrip("/") == "":
+                    problems.append(f"cleanup: refusing target {show_location(location)!r}: "
+                                    "name the directory that holds the old files, not a root")
             except ActionError as exc:
                 problems.append(str(exc))
         days = spec.get("retentionDays")

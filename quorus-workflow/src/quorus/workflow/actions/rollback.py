@@ -121,11 +121,14 @@ class RollbackAction:
     @staticmethod
     async def _collect(step: StepOutcome, destination: Location, protocol: TransferProtocol,
                        strategy: str, plan: _Plan) -> None:
-        partial = PartialFile.beside(destination)
-        plan.files.append((f"partial file of {step.step}", partial.data))
-        plan.files.append((f"partial record of {step.step}", partial.record))
-        if step.job_id:
-            await RollbackAction._collect_staging(step, destination, protocol, plan)
+        # The engine and the agent write beside a destination only when they can rename
+        # into place; other destinations (plain HTTP PUT) have nothing beside them.
+        if protocol.capabilities(destination).rename:
+            partial = PartialFile.beside(destination)
+            plan.files.append((f"partial file of {step.step}", partial.data))
+            plan.files.append((f"partial record of {step.step}", partial.record))
+            if step.job_id:
+                await RollbackAction._collect_staging(step, destination, protocol, plan)
         if strategy == DELETE_ALL and step.status is StepStatus.COMPLETED:
             plan.files.append((f"destination of {step.step}", destination))
 

@@ -98,6 +98,9 @@ async def run_actions(
     runs; only cancellation propagates."""
     outcomes: list[ActionOutcome] = []
     for spec in specs:
+        if not isinstance(spec, Mapping):
+            outcomes.append(ActionOutcome("?", "", False, validate_action(spec)[0]))
+            continue
         name = _name(spec)
         target = describe_target(spec)
         action = actions.get(name)
