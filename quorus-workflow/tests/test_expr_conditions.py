@@ -288,7 +288,8 @@ def test_static_check_reports_what_is_known_to_be_wrong() -> None:
         (39, "'||' needs true or false, but this is a string"),
     ]
     assert check("${a.bytes} + ${a.duration}") == [
-        (1, "the condition gives a number, not true or false: compare it, as in ... == ...")]
+        (1, "the condition gives a number, not true or false: compare it with something, as in "
+            "${x.bytes} > 0")]
     assert check("${a.result} == 1")[0][1].startswith("${a.result} is a dict")
 
 

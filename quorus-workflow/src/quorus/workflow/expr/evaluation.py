@@ -37,6 +37,7 @@ from quorus.workflow.expr.template import Reference
 
 Kind: TypeAlias = Kinds["boolean", "number", "string", "null"]
 
+_COMPARE_HINT = "compare it with something, as in ${x.bytes} > 0"
 _ORDERING = frozenset(("<", "<=", ">", ">="))
 # Operands are checked by the type rules before these run.
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -173,8 +174,8 @@ def evaluate(condition: Condition, lookup: Callable[[Reference], Value]) -> bool
     result = run(condition.root)
     if not isinstance(result, bool):
         raise ConditionTypeError(
-            f"the condition gives a {kind_of(result)} ({result!r}), not true or false: compare "
-            f"it, as in ... == ...", text, 1)
+            f"the condition gives a {kind_of(result)} ({_describe(condition.root, result)}), "
+            f"not true or false: {_COMPARE_HINT}", text, 1)
     return result
 
 
@@ -252,8 +253,7 @@ def check_condition(
     root = infer(condition.root)
     if root is not None and root != "boolean":
         errors.append(ConditionTypeError(
-            f"the condition gives a {root}, not true or false: compare it, as in ... == ...",
-            text, 1))
+            f"the condition gives a {root}, not true or false: {_COMPARE_HINT}", text, 1))
     errors.sort(key=lambda error: error.column or 0)
     return errors
 
