@@ -95,12 +95,11 @@ def _schema_issues(document: Document, error: ValidationError) -> Iterator[Issue
             if not isinstance(instance, dict):
                 return  # the type error beside this one says what is wrong
             given = [name for name in fields if name in instance]
-            wanted = " or ".join(repr(name) for name in fields)
             if given:
                 yield document.issue(path, f"has both {' and '.join(map(repr, given))}: "
                                            "give only one")
             else:
-                yield document.issue(path, f"needs {wanted}")
+                yield document.issue(path, f"needs {_either([repr(f) for f in fields])}")
             return
         if error.context:
             # Branches that accepted the value's type failed on something real (a pattern,
@@ -134,6 +133,8 @@ def _schema_issues(document: Document, error: ValidationError) -> Iterator[Issue
                 message += f"; known fields here: {', '.join(allowed)}"
             yield document.issue((*path, key), message, hint)
         return
+    if validator == "enum" and schema.get("type") == "string" and not isinstance(instance, str):
+        return  # the type error beside this one says it
     if validator == "uniqueItems" and isinstance(instance, list):
         for index, item in enumerate(instance):
             if item in instance[:index]:
