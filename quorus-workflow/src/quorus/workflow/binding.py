@@ -17,6 +17,7 @@ the client's environment and files are read once, where the operator ran the com
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -122,7 +123,11 @@ class Binder:
         if root == "metadata":
             return _walk(self.workflow.metadata, rest, ref)
         if root == "tenant":
-            return _walk(self._tenant_scope(group), rest, ref)
+            try:
+                return _walk(self._tenant_scope(group), rest, ref)
+            except Unbound as exc:
+                raise Unbound(f"{exc.message}; give it with --set {name}=VALUE or in the "
+                              f"tenant's TenantConfiguration spec.variables", str(ref)) from None
         if root == "namespace":
             return _walk({"name": group.namespace if group else self.workflow.namespace}, rest,
                          ref)
@@ -157,8 +162,13 @@ class Binder:
                 inner = (*seen, name)
                 if single is not None:
                     return self.lookup(single, group=group, execution=execution, _seen=inner)
-                return template.render(
-                    lambda r: self.lookup(r, group=group, execution=execution, _seen=inner))
+                return template.render(functools.partial(
+                    self.lookup, group=group, execution=execution, _seen=inner))
+        elsewhere = sorted(env for env, values in self.workflow.environments.items()
+                           if name in values)
+        if elsewhere:
+            raise Unbound(f"variable {name} is defined only in the environments "
+                          f"{', '.join(elsewhere)}: choose one with --env", str(ref))
         raise Unbound(f"variable {name} is not defined", str(ref))
 
     def _tenant_scope(self, group: GroupDefinition | None) -> Mapping[str, Any]:

@@ -90,9 +90,8 @@ def bind_step(binder: Binder, step: TransferStep, group: GroupDefinition,
         scheme = parse_location(location).scheme
         bound = binder.render(dict(endpoint.options), group=group, execution=execution)
         converted = _protocol_options(scheme, bound)
-        if scheme in options and options[scheme] != converted and converted:
-            if options[scheme]:
-                raise ConfigurationError(
+        if scheme in options and options[scheme] and converted and options[scheme] != converted:
+            raise ConfigurationError(
                     f"source and destination of {step.step_id} both use {scheme} with "
                     f"different options; one engine holds one set of options per protocol")
         if converted or scheme not in options:

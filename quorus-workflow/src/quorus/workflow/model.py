@@ -194,6 +194,9 @@ class Definitions:
             return workflows[0]
         if len(self.workflows) == 1:
             return next(iter(self.workflows.values()))
+        if not self.workflows:
+            raise ConfigurationError("the files define no Transfer, TransferGroup or "
+                                     "TransferWorkflow to run")
         raise ConfigurationError(
             "the files define several runnable definitions; choose one with --name: "
             + ", ".join(sorted(self.workflows)))
@@ -337,8 +340,9 @@ class _Builder:
         if doc.kind == "TransferGroup":
             group = self.group(name, spec, ("spec",), tenant=tenant, namespace=namespace,
                                retry_base=GLOBAL_RETRY)
+            # The group's variables and actions are the workflow's: there is nothing above.
             return WorkflowDefinition(
-                groups=(replace(group, on_success=(), on_failure=()),),
+                groups=(replace(group, on_success=(), on_failure=(), variables={}),),
                 on_success=group.on_success, on_failure=group.on_failure,
                 variables=group.variables, **common)
         if doc.kind == "TransferWorkflow":

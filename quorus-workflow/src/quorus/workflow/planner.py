@@ -11,6 +11,7 @@ the length of the longest chain of steps before it. Work is linear in steps and 
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,7 +85,7 @@ def plan(workflow: WorkflowDefinition) -> Plan:
         order = _order([t.name for t in group.transfers], after,
                        f"transfers of group {group.name!r}", group.origin, issues)
         if group.strategy == "sequential" and order:
-            for previous, current in zip(order, order[1:], strict=False):
+            for previous, current in itertools.pairwise(order):
                 if previous not in after[current]:
                     after[current] = (*after[current], previous)
         step_orders[group.name] = order
