@@ -6,14 +6,16 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from quorus.core.errors import QuorusError
 
-__all__ = ["KINDS", "UnknownKindError", "canonical_kind", "schema_for", "validator_for"]
+__all__ = ["KINDS", "UnknownKindError", "canonical_kind", "conforms", "schema_for",
+           "validator_for"]
 
 KINDS: tuple[str, ...] = ("Transfer", "TransferGroup", "TransferWorkflow", "TenantConfiguration")
 
@@ -116,6 +118,30 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def _compiled(kind: str) -> Draft202012Validator:
     return Draft202012Validator(_inlined(_load(kind)))
+
+
+@functools.cache
+def _fast(kind: str) -> Callable[[Any], Any]:
+    # fastjsonschema compiles the schema to Python code: about six times faster than
+    # jsonschema on a 5,000-transfer workflow (measured: 0.05 s against 0.28 s). It speaks
+    # draft-07, which holds every keyword these schemas use, so the same schema is compiled
+    # under that name. It only says yes or no: jsonschema explains a no. The schema keeps its
+    # $refs here: inlined, the generated code is one huge function, and each rejected oneOf
+    # branch formats its exception from that function's locals() (measured eight times slower).
+    schema = copy.deepcopy(_load(kind))
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(schema)
+    return compiled
+
+
+def conforms(kind: str, body: Any) -> bool:
+    """Whether ``body`` satisfies ``kind``'s schema (the fast check; use
+    :func:`validator_for` to learn why not)."""
+    try:
+        _fast(canonical_kind(kind))(body)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
 
 
 def validator_for(kind: str) -> Draft202012Validator:

@@ -19,7 +19,7 @@ from quorus.workflow.documents import (
     format_path,
     read_paths,
 )
-from quorus.workflow.schema import KINDS, canonical_kind, validator_for
+from quorus.workflow.schema import KINDS, canonical_kind, conforms, validator_for
 
 __all__ = ["API_VERSION", "load_and_validate", "validate_documents", "validate_or_raise"]
 
@@ -268,7 +268,7 @@ def _duplicate_definitions(documents: Sequence[Document]) -> Iterator[Issue]:
 
 def _document_issues(document: Document) -> Iterator[Issue]:
     yield from _header_issues(document)
-    if document.kind in KINDS:
+    if document.kind in KINDS and not conforms(document.kind, document.body):
         for error in validator_for(document.kind).iter_errors(document.body):
             if tuple(error.absolute_path) in (("apiVersion",), ("kind",)):
                 continue  # reported above, with a hint
