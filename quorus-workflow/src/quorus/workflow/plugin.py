@@ -35,3 +35,19 @@ def installed_actions() -> Mapping[str, object]:
     for problem in found.problems:
         logging.getLogger(__name__).warning("%s", problem)
     return found.actions
+
+
+@hookimpl
+def quorus_controller_state_modules() -> Sequence[Any]:
+    from quorus.workflow.controller import WorkflowStateModule
+
+    return [WorkflowStateModule()]
+
+
+@hookimpl
+def quorus_controller_extensions() -> Sequence[Any]:
+    from quorus.workflow.controller import WorkflowExtension
+
+    return [WorkflowExtension()]
+
+

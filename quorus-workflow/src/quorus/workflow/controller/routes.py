@@ -1,0 +1,223 @@
+"""The workflow REST routes of a controller, under ``/v1/workflows``: submit, list, show, pause,
+resume and cancel executions; register, list and unregister workflows with triggers.
+
+Submissions are validated and planned here before anything is proposed: a definition with
+problems is answered ``400`` ``{"error": "invalid-workflow", "message", "issues"}`` and never
+reaches the log. Writes go through consensus (a follower forwards them to the leader, as for
+jobs); reads are linearizable unless ``consistent=false``. A command the state refuses (pausing
+an execution that ended) is ``409``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from quorus.core.controller.commands import Command
+from quorus.core.controller.results import RejectCode, Rejected
+from quorus.core.controller.service import (
+    CommandRefused,
+    ControllerService,
+    NotSupported,
+    ResourceNotFound,
+)
+from quorus.workflow.controller.commands import (
+    ID_PATTERN,
+    MAX_ID,
+    CancelExecution,
+    PauseExecution,
+    RegisterWorkflow,
+    ResumeExecution,
+    Scalar,
+    SubmitExecution,
+    UnregisterWorkflow,
+)
+from quorus.workflow.controller.prepared import SubmissionError, prepare
+from quorus.workflow.controller.records import WorkflowResult
+from quorus.workflow.controller.state import WorkflowStateModule
+
+Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
+
+
+class ExecutionBody(BaseModel):
+    """A workflow to run once: its YAML files by name, which workflow of them, the
+    environment, ``--set`` values and the references the client bound."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: dict[str, str] = Field(min_length=1)
+    workflow: str | None = Field(default=None, max_length=256)
+    environment: str | None = Field(default=None, max_length=256)
+    sets: dict[str, str] = Field(default_factory=dict)
+    bindings: dict[str, Scalar] = Field(default_factory=dict)
+    mode: Literal["normal"] = "normal"
+    id: str | None = Field(default=None, max_length=MAX_ID, pattern=ID_PATTERN)
+
+
+class RegistrationBody(BaseModel):
+    """A workflow with triggers for the quorum to start by itself; ``name`` defaults to the
+    workflow's own."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: dict[str, str] = Field(min_length=1)
+    name: str | None = Field(default=None, max_length=MAX_ID, pattern=ID_PATTERN)
+    workflow: str | None = Field(default=None, max_length=256)
+    environment: str | None = Field(default=None, max_length=256)
+    sets: dict[str, str] = Field(default_factory=dict)
+    bindings: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="cancelled on request", max_length=1024)
+
+
+def new_execution_id() -> str:
+    """A fresh execution id (clients that retry should choose theirs)."""
+    return f"x{uuid.uuid4().hex[:16]}"
+
+
+def invalid_workflow(exc: SubmissionError) -> JSONResponse:
+    return JSONResponse({"error": "invalid-workflow", "message": exc.message,
+                         "issues": [str(i) for i in exc.issues]}, 400)
+
+
+def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -> APIRouter:
+    """The routes, reading and writing through ``service``."""
+    router = APIRouter(tags=["workflows"])
+
+    def module() -> WorkflowStateModule:
+        found = service.state.modules.get(WorkflowStateModule.name)
+        if not isinstance(found, WorkflowStateModule):
+            raise NotSupported("this controller's state has no workflow module: install "
+                               "quorus-workflow on every controller and restart them")
+        return found
+
+    async def read(consistent: bool = True) -> WorkflowStateModule:
+        # The service offers linearizable reads only through its own getters; the same
+        # barrier serves this module's records.
+        await service._consistent(consistent)
+        return module()
+
+    async def propose(command: Command) -> WorkflowResult:
+        applied = await service.runtime.propose(command)
+        result = applied.value
+        assert isinstance(result, WorkflowResult)
+        if not result.ok:
+            raise CommandRefused(Rejected(command.NAME, applied.index,
+                                          RejectCode.INVALID_TRANSITION, result.message))
+        return result
+
+    def principal(request: Request) -> str:
+        found = getattr(request.state, "principal", None)
+        return str(getattr(found, "name", ""))
+
+    def view(execution_id: str) -> dict[str, Any]:
+        found = module().view(execution_id)
+        if found is None:
+            raise ResourceNotFound(f"no workflow execution {execution_id!r}")
+        return found
+
+    @router.post("/v1/workflows/executions", status_code=201)
+    async def submit_execution(body: ExecutionBody, request: Request) -> Any:
+        """Run a workflow once on the agent fleet; the same ``id`` again returns the
+        execution already submitted."""
+        execution_id = body.id or new_execution_id()
+        at = clock()
+        try:
+            prepared = prepare(body.files, workflow=body.workflow, environment=body.environment,
+                               sets=body.sets, bindings=body.bindings,
+                               execution_id=execution_id, started_at=at)
+        except SubmissionError as exc:
+            return invalid_workflow(exc)
+        await propose(SubmitExecution(
+            execution_id, at, body.files, body.workflow, body.environment, body.sets,
+            body.bindings, body.mode, principal(request), prepared.workflow.tenant,
+            prepared.workflow.namespace))
+        return view(execution_id)
+
+    @router.get("/v1/workflows/executions")
+    async def list_executions(
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        consistent: Consistent = True,
+    ) -> dict[str, Any]:
+        """Executions, newest first, optionally only those with ``status``."""
+        found = []
+        for item in (await read(consistent)).views():
+            if status is None or item["status"] == status:
+                found.append(item)
+                if len(found) >= limit:
+                    break
+        return {"executions": found}
+
+    @router.get("/v1/workflows/executions/{execution_id}")
+    async def get_execution(execution_id: str, consistent: Consistent = True) -> dict[str, Any]:
+        """One execution: its steps, actions and plan levels."""
+        await read(consistent)
+        return view(execution_id)
+
+    async def change(execution_id: str, command: Command) -> dict[str, Any]:
+        await read(True)
+        view(execution_id)
+        await propose(command)
+        return view(execution_id)
+
+    @router.post("/v1/workflows/executions/{execution_id}/pause")
+    async def pause_execution(execution_id: str) -> dict[str, Any]:
+        """Start no further steps; running ones go on."""
+        return await change(execution_id, PauseExecution(execution_id, clock()))
+
+    @router.post("/v1/workflows/executions/{execution_id}/resume")
+    async def resume_execution(execution_id: str) -> dict[str, Any]:
+        return await change(execution_id, ResumeExecution(execution_id, clock()))
+
+    @router.post("/v1/workflows/executions/{execution_id}/cancel")
+    async def cancel_execution(execution_id: str, body: CancelBody | None = None
+                               ) -> dict[str, Any]:
+        """Cancel running steps' jobs and skip the rest."""
+        reason = body.reason if body is not None else "cancelled on request"
+        return await change(execution_id, CancelExecution(execution_id, clock(), reason))
+
+    @router.post("/v1/workflows/registrations", status_code=201)
+    async def register_workflow(body: RegistrationBody, request: Request) -> Any:
+        """Register a workflow whose triggers start executions (replaces one of that name)."""
+        at = clock()
+        try:
+            prepared = prepare(body.files, workflow=body.workflow, environment=body.environment,
+                               sets=body.sets, bindings=body.bindings, execution_id="",
+                               started_at=at, needs_triggers=True)
+        except SubmissionError as exc:
+            return invalid_workflow(exc)
+        name = body.name or prepared.workflow.name
+        try:
+            command = RegisterWorkflow(name, at, body.files, body.workflow, body.environment,
+                                       body.sets, body.bindings, principal(request),
+                                       prepared.workflow.tenant, prepared.workflow.namespace)
+        except ValueError as exc:
+            return invalid_workflow(SubmissionError(f"{exc}: give a name in the request"))
+        await propose(command)
+        registration = module().registration(name)
+        assert registration is not None
+        return registration.view()
+
+    @router.get("/v1/workflows/registrations")
+    async def list_registrations(consistent: Consistent = True) -> dict[str, Any]:
+        """Registered workflows with their triggers' last and next fires."""
+        return {"registrations": [r.view() for r in (await read(consistent)).registrations()]}
+
+    @router.delete("/v1/workflows/registrations/{name}")
+    async def unregister_workflow(name: str) -> dict[str, Any]:
+        """Stop a registration's triggers; executions it started are kept."""
+        if (await read(True)).registration(name) is None:
+            raise ResourceNotFound(f"no registered workflow {name!r}")
+        await propose(UnregisterWorkflow(name, clock()))
+        return {"unregistered": name}
+
+    return router
+
+
+__all__ = ["ExecutionBody", "RegistrationBody", "new_execution_id", "workflow_router"]
