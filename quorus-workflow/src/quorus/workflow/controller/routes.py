@@ -10,7 +10,6 @@ an execution that ended) is ``409``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,7 @@ from quorus.core.controller.service import (
     NotSupported,
     ResourceNotFound,
 )
+from quorus.workflow.controller.client import new_execution_id
 from quorus.workflow.controller.commands import (
     ID_PATTERN,
     MAX_ID,
@@ -73,11 +73,6 @@ class RegistrationBody(BaseModel):
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="cancelled on request", max_length=1024)
-
-
-def new_execution_id() -> str:
-    """A fresh execution id (clients that retry should choose theirs)."""
-    return f"x{uuid.uuid4().hex[:16]}"
 
 
 def invalid_workflow(exc: SubmissionError) -> JSONResponse:
@@ -220,4 +215,4 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
     return router
 
 
-__all__ = ["ExecutionBody", "RegistrationBody", "new_execution_id", "workflow_router"]
+__all__ = ["ExecutionBody", "RegistrationBody", "workflow_router"]
