@@ -37,7 +37,7 @@ def test_parse_duration(text: str | int, seconds: float) -> None:
 
 
 def test_parse_duration_rejects_unknown_unit() -> None:
-    with pytest.raises(ConfigurationError, match="ms, s, m or h"):
+    with pytest.raises(ConfigurationError, match="ms, s, m, h or d"):
         parse_duration("3 fortnights")
 
 
@@ -45,3 +45,26 @@ def test_format_size() -> None:
     assert format_size(512) == "512 B"
     assert format_size(1536) == "1.5 KiB"
     assert format_size(3 * 1024**3) == "3.0 GiB"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("100Mbps", 12_500_000), ("1Gbps", 125_000_000), ("8bps", 1), ("100 Mbps", 12_500_000),
+    ("1Kibps", 128),
+])
+def test_parse_rate_in_bits(text: str, expected: int) -> None:
+    assert parse_rate(text) == expected
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("1h30m", 5400.0), ("2d", 172_800.0), ("1m30s", 90.0), ("1d12h", 129_600.0),
+    ("1s500ms", 1.5),
+])
+def test_parse_compound_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1h30", "h", "1x30m", "", "4bps/s", "1bps"])
+def test_malformed_durations_and_rates_are_refused(text: str) -> None:
+    parse = parse_rate if "bps" in text else parse_duration
+    with pytest.raises(ConfigurationError):
+        parse(text)
