@@ -275,4 +275,7 @@ def _run(eventloop: Any, prepared: Any, binder: Any, execution_id: str,
         sys.exit(EXIT_FAILED)
 
 
-__all__ = ["parse_sets", "workflow"]
+# The quorum commands join the group (they import this module, so they come last).
+from quorus.workflow import cli_quorum  # noqa: E402
+
+__all__ = ["cli_quorum", "parse_sets", "workflow"]
