@@ -4,7 +4,9 @@ Starts an HTTP server on loopback serving a few generated files, moves them with
 `quorus transfer` (progress shown), checks each against its published SHA-256, shows that a
 wrong checksum is refused without leaving a file behind, and prints the verified results.
 Then the fleet (scripts/demo_fleet.py): a 3-controller Raft quorum and 3 agents move the same
-files, submitted to the REST API, with their progress, the cluster and the agents shown.
+files, submitted to the REST API, with their progress, the cluster and the agents shown, and
+run an example YAML workflow (quorus-workflow-examples/basic/mixed-with-conditions.yaml) with
+`quorus workflow submit --wait`.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def main() -> int:
         console.print(f"  exit code {proc.returncode}: {proc.stderr.strip()}", markup=False,
                       soft_wrap=True)
         console.print(f"  {bad.name} exists: {bad.exists()}")
-        fleet_ok = run_fleet(console, base, checksums, work / "fleet")
+        fleet_ok = run_fleet(console, base, checksums, work / "fleet", served)
     finally:
         server.shutdown()
 

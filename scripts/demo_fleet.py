@@ -26,6 +26,7 @@ from rich.live import Live
 from rich.table import Table
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "demo-api-token-" + os.urandom(8).hex()
 CLUSTER_TOKEN = "demo-cluster-token-" + os.urandom(8).hex()
 
@@ -166,8 +167,10 @@ def progress_table(jobs: list[dict[str, Any]]) -> Table:
     return table
 
 
-def run_fleet(console: Console, base_url: str, files: dict[str, str], work: Path) -> bool:
-    """Move ``files`` (name -> sha256, served under ``base_url``) through the fleet."""
+def run_fleet(console: Console, base_url: str, files: dict[str, str], work: Path,
+              served: Path) -> bool:
+    """Move ``files`` (name -> sha256, served from ``served`` under ``base_url``) through the
+    fleet, then run an example workflow on it."""
     console.rule("[bold]A controller quorum and an agent fleet")
     with running_fleet(work) as fleet:
         status = fleet.wait_for("a Raft leader", lambda: (s := fleet.api("GET", "/v1/cluster"))
@@ -236,5 +239,39 @@ def run_fleet(console: Console, base_url: str, files: dict[str, str], work: Path
             agents.add_row(agent["id"], agent["state"], str(location.get("zone", "")),
                            "yes" if agent.get("connected") else "no", str(done_by.get(agent["id"], 0)))
         console.print(agents)
+        ok &= run_workflow(console, fleet, base_url, served, work)
         console.print("stopping: agents drain and deregister, then the controllers stop")
+    return ok
+
+
+EXAMPLE = ROOT / "quorus-workflow-examples" / "basic" / "mixed-with-conditions.yaml"
+
+
+def run_workflow(console: Console, fleet: Fleet, base_url: str, served: Path,
+                 work: Path) -> bool:
+    """Run an example workflow on the quorum with ``quorus workflow submit --wait``: its
+    feeds come from the demo's HTTP server, and its conditions skip the price fallback."""
+    console.rule("[bold]A YAML workflow on the quorum")
+    feeds = served / "feeds"
+    feeds.mkdir(parents=True, exist_ok=True)
+    (feeds / "products.json").write_text('[{"sku": "A-1", "name": "anvil"}]\n')
+    (feeds / "prices.csv").write_text("sku,price\nA-1,10.49\n")
+    shop = work / "shop"
+    (shop / "www" / "catalog").mkdir(parents=True, exist_ok=True)
+    (shop / "www" / "catalog" / "prices.csv").write_text("sku,price\nA-1,9.99\n")
+    command = [str(BIN / "quorus"), "workflow", "submit", str(EXAMPLE), "--wait",
+               "--interval", "0.3", "--set", f"CATALOG_API={base_url}/feeds",
+               "--set", f"STAGING={shop / 'staging'}", "--set", f"SHOP_ROOT={shop / 'www'}",
+               "--token", "env:QUORUS_DEMO_TOKEN",
+               *(a for c in fleet.controllers.values() for a in ("--controller", c["http"]))]
+    console.print(f"[bold]quorus workflow submit[/] {EXAMPLE.relative_to(ROOT)} --wait "
+                  f"--set CATALOG_API={base_url}/feeds --set STAGING=... --set SHOP_ROOT=...")
+    proc = subprocess.run(command, capture_output=True, text=True, env=fleet.env, check=False,
+                          timeout=180)
+    console.print(proc.stdout.rstrip(), markup=False, highlight=False)
+    if proc.returncode != 0:
+        console.print(proc.stderr.rstrip(), markup=False, highlight=False)
+    published = shop / "www" / "catalog" / "products.json"
+    ok = proc.returncode == 0 and published.is_file()
+    console.print(f"workflow completed and published the catalogue: {'yes' if ok else 'NO'}\n")
     return ok
