@@ -140,7 +140,11 @@ class Binder:
             return self._result(ref, root, rest, group, execution)
         tenant = self.context.tenants.get(root)
         if tenant is not None:
-            return _walk(tenant.get("spec", {}).get("variables") or {}, rest, ref)
+            try:
+                return _walk((tenant.get("spec") or {}).get("variables") or {}, rest, ref)
+            except Unbound as exc:
+                raise Unbound(f"{exc.message}; give it with --set {name}=VALUE or in the "
+                              f"tenant's TenantConfiguration spec.variables", str(ref)) from None
         raise Unbound(f"{ref} is not defined here: give it with --set {name}=VALUE or in a "
                       f"tenant's variables", str(ref))
 

@@ -132,9 +132,12 @@ def _strings(node: Any, path: Path) -> Iterator[tuple[Path, str]]:
 
 def _issue(doc: Document, path: Path, exc: ExpressionError) -> Issue:
     position = doc.position(path)
-    # The column inside the string, when the string starts on its line (no folding).
-    column = position.column + (exc.column or 1) if exc.column is not None else position.column
-    return Issue(doc.file, position.line, column, _path_text(path), exc.message)
+    # A document knows where keys start, not where their values' text does (quotes, spacing),
+    # so adding the offset inside the text to the key's column would point at the wrong place:
+    # the issue is at the field, and the offset inside its text is said in words.
+    inside = f" (at character {exc.column} of the text)" if exc.column is not None else ""
+    return Issue(doc.file, position.line, position.column, _path_text(path),
+                 exc.message + inside)
 
 
 def _at(doc: Document, path: Path, message: str, hint: str | None) -> Issue:
@@ -151,7 +154,8 @@ def _path_text(path: Path) -> str:
 
 def _close(name: str, choices: Iterable[str]) -> str | None:
     found = difflib.get_close_matches(name, sorted(choices), n=1)
-    return f"did you mean {found[0]!r}?" if found else None
+    # The hint is the bare name: Issue adds "did you mean ...?" when it is shown.
+    return found[0] if found else None
 
 
 __all__ = ["RESULT_TYPES", "check_references"]

@@ -125,20 +125,27 @@ class Execution:
         return group.succeeded if group.finished else None
 
     def next_deadline(self) -> float | None:
-        """The earliest time a timeout may fire, for a runner to wake up at."""
+        """The earliest time a timeout may fire, for a runner to wake up at. A timeout that
+        has fired already is left out: a runner waiting for it would wake at once, forever."""
         deadlines: list[float] = []
-        if self.workflow.timeout is not None:
+        if self.workflow.timeout is not None and self.timeout_reason is None \
+                and self.cancel_reason is None:
             deadlines.append(self.started_at + self.workflow.timeout)
         for group in self._groups.values():
             if group.definition.timeout is not None and group.started_at is not None \
-                    and not group.finished:
+                    and any(self._may_time_out(s.step_id) for s in group.definition.transfers):
                 deadlines.append(group.started_at + group.definition.timeout)
         for step_id in self.running:
             step = self._planned[step_id].step
             started = self.outcomes[step_id].started_at
-            if step.timeout is not None and started is not None:
+            if step.timeout is not None and started is not None and step_id not in self.aborting:
                 deadlines.append(started + step.timeout)
         return min(deadlines, default=None)
+
+    def _may_time_out(self, step_id: str) -> bool:
+        status = self.outcomes[step_id].status
+        return status is StepStatus.PENDING or (
+            status is StepStatus.RUNNING and step_id not in self.aborting)
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -162,7 +169,8 @@ class Execution:
         for name in self.plan.group_order:
             group = self._groups[name]
             if group.open and group.eligible:
-                decisions.extend(self._steps(group, capacity, len(decisions)))
+                started = sum(1 for d in decisions if d.kind == "start")
+                decisions.extend(self._steps(group, capacity, started))
         return decisions or self._finish_if_done()
 
     def _stops(self, now: float) -> list[Decision]:
@@ -210,7 +218,9 @@ class Execution:
                 value, detail = self.judge(self, definition.condition, definition, None)
             except ExpressionError as exc:
                 why = f"condition of group {definition.name!r} failed: {exc.message}"
-                return [Decision("fail", s.step_id, why) for s in definition.transfers]
+                # The group is settled too, or every decide() would judge it again.
+                return [Decision("fail", s.step_id, why) for s in definition.transfers] + [
+                    Decision("open", definition.name, why, "failed")]
             if not value:
                 reason = f"condition {definition.condition} was false{_detail(detail)}"
         elif unmet:
@@ -244,9 +254,13 @@ class Execution:
                 continue
             verdict = self._verdict(group, planned)
             if verdict is None:
-                if starts >= room or taken + starts >= capacity or (
-                        barrier is not None and planned.level > barrier):
+                if starts >= room or taken + starts >= capacity:
                     break
+                if barrier is not None and planned.level > barrier:
+                    # Plan order is not level order: a step of the current level may come
+                    # after this one, so hold this one and look further.
+                    held.append(heapq.heappop(group.eligible))
+                    continue
                 decisions.append(Decision("start", planned.step_id))
                 starts += 1
             else:
@@ -332,7 +346,7 @@ class Execution:
 
     def _record_open(self, decision: Decision) -> None:
         group = self._groups[decision.target]
-        if decision.status == "skipped":
+        if decision.status in ("skipped", "failed"):  # settled without running any step
             group.skipped = True
             return
         group.open = True

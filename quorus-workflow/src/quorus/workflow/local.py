@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 from quorus.core.engine import TransferEngine, TransferResult, TransferStatus
 from quorus.core.errors import QuorusError
+from quorus.core.protocol import TransferProtocol
 from quorus.workflow.actions import ActionContext, run_actions
 from quorus.workflow.binding import Binder
 from quorus.workflow.bound import BoundStep, bind_step
@@ -45,6 +46,9 @@ class StepEvent:
 
 
 EventSink = Callable[[StepEvent], None]
+#: The longest the loop sleeps, so that a pause, resume or cancel recorded directly on the
+#: execution (not through :meth:`LocalRunner.cancel`) is seen while a long transfer runs.
+POLL_INTERVAL = 0.25
 _STATUS = {TransferStatus.COMPLETED: StepStatus.COMPLETED,
            TransferStatus.SKIPPED: StepStatus.COMPLETED,
            TransferStatus.CANCELLED: StepStatus.CANCELLED}
@@ -69,7 +73,8 @@ class LocalRunner:
                  actions: Mapping[str, Any] | None = None,
                  action_context: ActionContext | None = None,
                  on_event: EventSink | None = None, max_engine_concurrency: int = 8,
-                 clock: Callable[[], float] = time.time, handle_signals: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, handle_signals: bool = False,
+                 protocols: Mapping[str, TransferProtocol] | None = None) -> None:
         self.plan = plan
         self.binder = binder
         self.execution = Execution(execution_id, plan, binder.judge,
@@ -80,6 +85,9 @@ class LocalRunner:
         self.max_engine_concurrency = max_engine_concurrency
         self.clock = clock
         self.handle_signals = handle_signals
+        #: Protocol instances by scheme given to every engine (tests inject faults here).
+        self.protocols = dict(protocols or {})
+        self._wake: Any = None
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._engines: dict[str, TransferEngine] = {}
         self._destinations: dict[str, str] = {}
@@ -88,11 +96,15 @@ class LocalRunner:
     async def run(self) -> ExecutionSummary:
         """Run to the end and return the summary (actions included)."""
         send, receive = anyio.create_memory_object_stream[_Ended | None](math.inf)
-        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+        async with send, receive, AsyncExitStack() as stack, anyio.create_task_group() as tg:
             stack.push_async_callback(self._close_engines)
+            self._wake = send
             if self.handle_signals:
                 tg.start_soon(self._watch_signals, send.clone())
-            await self._loop(tg, send, receive)
+            try:
+                await self._loop(tg, send, receive)
+            finally:
+                self._wake = None
             tg.cancel_scope.cancel()
         summary = self.execution.summary(variables={})
         actions = await self._run_actions(summary)
@@ -110,15 +122,23 @@ class LocalRunner:
                     self._carry_out(decision, now, tg, send)
                 continue
             deadline = execution.next_deadline()
-            wait = math.inf if deadline is None else max(0.0, deadline - self.clock())
+            wait = POLL_INTERVAL if deadline is None else min(
+                POLL_INTERVAL, max(0.0, deadline - self.clock()))
             with anyio.move_on_after(wait):
-                ended = await receive.receive()
-                self._record(ended)
-                while True:  # take every end already waiting before deciding again
-                    try:
-                        self._record(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
+                self._record(await receive.receive())
+            # Every end already waiting is taken before deciding again, also when the wait
+            # was cut short before receive() got to look at the stream.
+            while True:
+                try:
+                    self._record(receive.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the execution: running transfers are aborted at once, the rest skipped."""
+        self.execution.cancel(reason)
+        if self._wake is not None:
+            self._wake.send_nowait(None)
 
     def _carry_out(self, decision: Decision, now: float, tg: anyio.abc.TaskGroup,
                    send: Any) -> None:
@@ -183,6 +203,7 @@ class LocalRunner:
         engine = self._engines.get(key)
         if engine is None:
             engine = TransferEngine(protocol_options=dict(bound.protocol_options),
+                                    protocols=self.protocols,
                                     max_concurrent=self.max_engine_concurrency)
             self._engines[key] = engine
         return engine

@@ -428,4 +428,5 @@ def _close(name: str, choices: Mapping[str, Any]) -> str | None:
     import difflib
 
     found = difflib.get_close_matches(name, list(choices), n=1)
-    return f"did you mean {found[0]!r}?" if found else None
+    # The hint is the bare name: Issue adds "did you mean ...?" when it is shown.
+    return found[0] if found else None

@@ -36,10 +36,17 @@ def prepare(documents: Sequence[Document], *, name: str | None = None,
         definitions = build_definitions(documents)
     except DefinitionError as exc:
         issues.extend(exc.issues)
-    if definitions is None or issues:
+    if definitions is None:
         raise DefinitionError(tuple(sorted(issues)))
     workflow = definitions.select(name)
-    return Prepared(definitions, workflow, plan(workflow))
+    try:
+        planned = plan(workflow)
+    except DefinitionError as exc:
+        # Dependency problems are reported with the reference problems, not after them.
+        raise DefinitionError(tuple(sorted((*issues, *exc.issues)))) from None
+    if issues:
+        raise DefinitionError(tuple(sorted(issues)))
+    return Prepared(definitions, workflow, planned)
 
 
 def prepare_paths(paths: Iterable[Path | str], *, name: str | None = None,
