@@ -49,7 +49,13 @@ def test_validate_accepts_the_design_examples() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: 4 document(s)")
     as_json = json.loads(invoke("validate", "--json", str(DESIGN)).output)
-    assert as_json["ok"] is True and as_json["workflow"] == "cross-tenant-data-sync"
+    # A folder: every runnable definition in it is planned, not only one.
+    assert as_json["ok"] is True
+    assert sorted(d["workflow"] for d in as_json["definitions"]) == [
+        "cross-tenant-data-sync", "daily-backup-workflow", "internal-data-sync"]
+    one = json.loads(invoke("validate", "--json", "--name", "cross-tenant-data-sync",
+                            str(DESIGN)).output)
+    assert one["workflow"] == "cross-tenant-data-sync" and one["levels"] == 2
 
 
 def test_validate_reports_every_problem_with_file_line_and_column(tmp_path: Path) -> None:

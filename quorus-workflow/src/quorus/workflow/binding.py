@@ -43,6 +43,8 @@ from quorus.workflow.summary import StepStatus
 if TYPE_CHECKING:
     from quorus.workflow.execution import Execution
 
+#: Where variables are defined rather than used: their names are checked where they are used.
+_DEFINITIONS = ("workflow variables", "environment")
 #: ``${file:...}`` reads at most this much.
 MAX_FILE_VALUE = 64 * 1024
 _RESULT_FIELDS = ("success", "status", "bytes", "duration", "attempts", "error", "result",
@@ -254,15 +256,26 @@ class Binder:
         return value, detail
 
     def static_bindings(self) -> tuple[dict[str, Any], list[tuple[str, Reference, str]]]:
-        """Every reference of the workflow that can be bound before it runs (all but dates,
-        results and ``error.*``), and those that cannot: ``(where, reference, why)``."""
+        """What only this machine can bind — every ``${env:...}`` and ``${file:...}`` of the
+        workflow, by reference text — and every reference of a step, group or action that
+        cannot be bound: ``(where, reference, why)``. Names are checked from where they are
+        used (a variable with the group's tenant, say), so nothing tenant- or group-specific
+        is fixed here; results, ``error.*`` and dates are bound when the time comes."""
         bound: dict[str, Any] = {}
         problems: list[tuple[str, Reference, str]] = []
         for where, group, ref in self.references():
-            if ref.kind == "date" or ref.text in bound or ref.root == "error":
+            if ref.kind in ("env", "file"):
+                if ref.text in bound:
+                    continue
+                try:
+                    bound[ref.text] = self.lookup(ref)
+                except ExpressionError as exc:
+                    problems.append((where, ref, exc.message))
+                continue
+            if ref.kind == "date" or ref.root == "error" or where.startswith(_DEFINITIONS):
                 continue
             try:
-                bound[ref.text] = self.lookup(ref, group=group)
+                self.lookup(ref, group=group)
             except NotYet:
                 continue
             except ExpressionError as exc:

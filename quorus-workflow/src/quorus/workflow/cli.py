@@ -97,17 +97,21 @@ def validate(files: tuple[str, ...], name: str | None, sets: tuple[str, ...],
     """Check FILES (YAML files or directories): schema, references, conditions, dependencies.
     Every problem is reported with file, line and column."""
     from quorus.workflow.checks import RUNNABLE
-    from quorus.workflow.documents import DefinitionError, load_paths
-    from quorus.workflow.prepare import prepare
+    from quorus.workflow.documents import DefinitionError, read_paths
+    from quorus.workflow.prepare import prepare, prepare_each
     from quorus.workflow.validation import validate_or_raise
 
     try:
-        documents = load_paths(files)
+        documents, problems = read_paths(files)
+        if problems:
+            raise DefinitionError(tuple(problems))
         if not any(d.kind in RUNNABLE for d in documents):
             validate_or_raise(documents)
-            _report_valid(documents, None, as_json)
+            _report_valid(documents, [], as_json)
             return
-        prepared = prepare(documents, name=name, sets=parse_sets(sets))
+        values = parse_sets(sets)
+        found = ([prepare(documents, name=name, sets=values)] if name is not None
+                 else prepare_each(documents, sets=values))
     except DefinitionError as exc:
         if as_json:
             _emit({"ok": False, "issues": [str(i) for i in exc.issues]})
@@ -115,23 +119,26 @@ def validate(files: tuple[str, ...], name: str | None, sets: tuple[str, ...],
         _fail(str(exc))
     except ConfigurationError as exc:
         _fail(str(exc))
-    _report_valid(documents, prepared, as_json)
+    _report_valid(documents, found, as_json)
 
 
-def _report_valid(documents: Sequence[Any], prepared: Any, as_json: bool) -> None:
+def _report_valid(documents: Sequence[Any], found: Sequence[Any], as_json: bool) -> None:
+    """One line for the documents, one per runnable definition (``--json``: one object)."""
+    definitions = [{"workflow": p.workflow.name, "kind": p.workflow.kind,
+                    "groups": len(p.workflow.groups), "transfers": len(p.plan.steps),
+                    "levels": len(p.plan.levels)} for p in found]
     summary: dict[str, Any] = {"ok": True, "documents": len(documents),
-                               "kinds": sorted({str(d.kind) for d in documents})}
-    if prepared is not None:
-        summary.update(workflow=prepared.workflow.name, groups=len(prepared.workflow.groups),
-                       transfers=len(prepared.plan.steps), levels=len(prepared.plan.levels))
+                               "kinds": sorted({str(d.kind) for d in documents}),
+                               "definitions": definitions}
+    if len(definitions) == 1:
+        summary.update(definitions[0])
     if as_json:
         _emit(summary)
         return
-    text = f"ok: {summary['documents']} document(s) ({', '.join(summary['kinds'])})"
-    if prepared is not None:
-        text += (f"; workflow {summary['workflow']}: {summary['groups']} group(s), "
-                 f"{summary['transfers']} transfer(s), {summary['levels']} level(s)")
-    click.echo(text)
+    click.echo(f"ok: {summary['documents']} document(s) ({', '.join(summary['kinds'])})")
+    for item in definitions:
+        click.echo(f"  {item['kind']} {item['workflow']}: {item['groups']} group(s), "
+                   f"{item['transfers']} transfer(s), {item['levels']} level(s)")
 
 
 @workflow.command()
