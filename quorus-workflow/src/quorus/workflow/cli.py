@@ -68,6 +68,15 @@ def _binder(prepared: Any, files: Sequence[str], env: str | None, sets: dict[str
         _fail(exc.message)
 
 
+def refuse_unsupported(workflow: Any) -> None:
+    """Stop (exit 1) when the workflow asks for what cannot be done here."""
+    errors = [(where, n.message) for where, n in workflow.all_notices() if n.level == "error"]
+    if errors:
+        lines = "\n".join(f"  {where}: {message}" for where, message in errors)
+        _fail(f"this workflow cannot run here (a dry run shows everything):\n{lines}",
+              EXIT_FAILED)
+
+
 def _emit(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -204,6 +213,13 @@ def run(files: tuple[str, ...], name: str | None, sets: tuple[str, ...],
     prepared = _prepared(files, name, values)
     execution_id = f"local-{uuid.uuid4().hex[:12]}"
     binder = _binder(prepared, files, environment, values, roots, execution_id)
+    if not (dry_run or virtual):
+        if prepared.workflow.dry_run or prepared.workflow.virtual_run:
+            dry_run, virtual = prepared.workflow.dry_run, prepared.workflow.virtual_run
+            click.echo(f"quorus: the workflow asks for a {'dry' if dry_run else 'virtual'} run "
+                       "(spec.execution); nothing will move", err=True)
+        else:
+            refuse_unsupported(prepared.workflow)
     try:
         if dry_run:
             _dry_run(eventloop, prepared, binder, offline, as_json)

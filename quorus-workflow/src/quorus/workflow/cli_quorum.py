@@ -19,7 +19,15 @@ from typing import Any
 
 import click
 from quorus.core.cli.fleet import connected, fleet_options
-from quorus.workflow.cli import EXIT_FAILED, _binder, _fail, _prepared, parse_sets, workflow
+from quorus.workflow.cli import (
+    EXIT_FAILED,
+    _binder,
+    _fail,
+    _prepared,
+    parse_sets,
+    refuse_unsupported,
+    workflow,
+)
 
 _FINAL = ("completed", "failed", "cancelled")
 
@@ -42,6 +50,10 @@ def _files(paths: Sequence[str]) -> dict[str, str]:
 def _bound(files: tuple[str, ...], name: str | None, environment: str | None,
            sets: dict[str, str], roots: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
     prepared = _prepared(files, name, sets)
+    if prepared.workflow.dry_run or prepared.workflow.virtual_run:
+        _fail("the workflow asks for a dry or virtual run (spec.execution): run it here with "
+              "quorus workflow run", EXIT_FAILED)
+    refuse_unsupported(prepared.workflow)
     binder = _binder(prepared, files, environment, sets, roots, execution_id="")
     bindings, problems = binder.static_bindings()
     if problems:

@@ -87,6 +87,10 @@ async def dry_run(plan: Plan, binder: Binder, *, check_remote: bool = True) -> D
     report = DryRunReport(plan)
     for problem in _unbound(binder):
         report.findings.append(problem)
+    for where, notice in plan.workflow.all_notices():
+        report.findings.append(Finding(notice.level, f"cannot be done here: {notice.message}"
+                                       if notice.level == "error" else notice.message,
+                                       "" if where == "workflow" else where))
     engines = _Engines()
     try:
         for planned in plan.steps:

@@ -19,6 +19,7 @@ from typing import Any
 from quorus.core.errors import ConfigurationError
 from quorus.core.units import parse_duration, parse_rate, parse_size
 from quorus.workflow.documents import DefinitionError, Document, Issue
+from quorus.workflow.notices import Notice, step_notices, workflow_notices
 
 DEFAULT_TENANT = "default"
 DEFAULT_NAMESPACE = "default"
@@ -102,6 +103,8 @@ class TransferStep:
     bandwidth: int | None = None
     streams: int | None = None
     overwrite: bool | None = None
+    #: What the spec asks for that cannot be done here (see :mod:`quorus.workflow.notices`).
+    notices: tuple[Notice, ...] = ()
 
     @property
     def step_id(self) -> str:
@@ -163,6 +166,16 @@ class WorkflowDefinition:
     on_failure: tuple[Mapping[str, Any], ...] = ()
     checks: tuple[Mapping[str, Any], ...] = ()
     tenants: tuple[Mapping[str, Any], ...] = ()
+    notices: tuple[Notice, ...] = ()
+    #: ``spec.execution.dryRun`` / ``virtualRun``: the definition asks to be run that way.
+    dry_run: bool = False
+    virtual_run: bool = False
+
+    def all_notices(self) -> list[tuple[str, Notice]]:
+        """Every notice with where it applies (``workflow`` or a step id)."""
+        found = [("workflow", n) for n in self.notices]
+        found += [(s.step_id, n) for s in self.steps for n in s.notices]
+        return found
 
     @property
     def steps(self) -> tuple[TransferStep, ...]:
@@ -287,17 +300,23 @@ class _Builder:
                                 "bandwidth"),
             streams=spec.get("streams"),
             overwrite=spec.get("overwrite"),
+            notices=step_notices(spec),
         )
 
     def group(self, name: str, spec: Mapping[str, Any], path: tuple[str | int, ...], *,
               tenant: str, namespace: str, retry_base: RetrySettings,
               depends_on: tuple[str, ...] = (), condition: str | None = None,
-              variables: Mapping[str, Any] | None = None) -> GroupDefinition:
-        execution = spec.get("execution") or {}
+              variables: Mapping[str, Any] | None = None,
+              inherited: Mapping[str, Any] | None = None) -> GroupDefinition:
+        # A workflow's strategy, continueOnError and default timeout apply to groups that do
+        # not set their own.
+        execution = {**(inherited or {}), **(spec.get("execution") or {})}
         defaults = spec.get("defaults") or {}
         retry = self.retry(defaults.get("retry"), (*path, "defaults", "retry")).over(retry_base)
         step_timeout = self.unit(parse_duration, defaults.get("timeout"),
                                  (*path, "defaults", "timeout"), "timeout")
+        if step_timeout is None and inherited:
+            step_timeout = inherited.get("stepTimeout")
         transfers = tuple(
             self.transfer(t, t.get("name", f"transfer-{i + 1}"), name,
                           (*path, "transfers", i), retry, step_timeout)
@@ -354,6 +373,10 @@ class _Builder:
         execution = spec.get("execution") or {}
         defaults = spec.get("defaults") or {}
         retry = self.retry(defaults.get("retry"), ("spec", "defaults", "retry")).over(GLOBAL_RETRY)
+        inherited: dict[str, Any] = {k: execution[k] for k in ("strategy", "continueOnError")
+                                     if k in execution}
+        inherited["stepTimeout"] = self.unit(parse_duration, defaults.get("timeout"),
+                                             ("spec", "defaults", "timeout"), "timeout")
         groups: list[GroupDefinition] = []
         for i, entry in enumerate(spec.get("groups") or ()):
             path: tuple[str | int, ...] = ("spec", "groups", i)
@@ -374,7 +397,8 @@ class _Builder:
                 tenant=str(entry.get("tenant", common["tenant"])),
                 namespace=str(entry.get("namespace", common["namespace"])),
                 retry_base=retry, depends_on=tuple(entry.get("dependsOn") or ()),
-                condition=entry.get("condition"), variables=entry.get("variables"))
+                condition=entry.get("condition"), variables=entry.get("variables"),
+                inherited=inherited)
             self.doc = doc
             groups.append(replace(group, origin=self.origin(path)))
         triggers = tuple(
@@ -393,7 +417,9 @@ class _Builder:
             on_success=tuple(spec.get("onSuccess") or ()),
             on_failure=tuple(spec.get("onFailure") or ()),
             checks=tuple(spec.get("validation") or ()),
-            tenants=tuple(spec.get("tenants") or ()), **common)
+            tenants=tuple(spec.get("tenants") or ()), notices=workflow_notices(spec),
+            dry_run=bool(execution.get("dryRun", False)),
+            virtual_run=bool(execution.get("virtualRun", False)), **common)
 
 
 def build_definitions(documents: Sequence[Document]) -> Definitions:
