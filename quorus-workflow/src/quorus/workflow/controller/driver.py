@@ -174,6 +174,11 @@ class LeaderDriver:
         if outcome.job_id is None:
             return
         job = self.service.state.job(outcome.job_id)
+        aborting = record.execution.aborting.get(step_id)
+        if job is None and aborting is not None:  # never submitted, and no longer wanted
+            await self._propose(StepEnded(record.execution_id, step_id, self.clock(),
+                                          "cancelled", error=aborting))
+            return
         if job is None:
             try:
                 spec = job_spec(record.execution, record.plan, record.binder, step_id)
@@ -186,8 +191,8 @@ class LeaderDriver:
         ended = step_ended(record.execution_id, step_id, job, self.clock())
         if ended is not None:
             await self._propose(ended)
-        elif step_id in record.execution.aborting:
-            await self._cancel(outcome.job_id, record.execution.aborting[step_id])
+        elif aborting is not None:
+            await self._cancel(outcome.job_id, aborting)
 
     async def _carry_out(self, record: LiveExecution, decisions: list[Decision]) -> None:
         specs: dict[str, JobSpec] = {}
