@@ -14,8 +14,6 @@ from quorus.core.testing.fixtures import payload_bytes
 
 from tests.fleet_cluster import FleetCluster, completed_attempts, sha256_of, wait_for
 
-pytest.importorskip("quorus.raft")
-pytest.importorskip("quorus.workflow.controller")
 pytestmark = pytest.mark.anyio
 
 SIZE = 512 * 1024

@@ -206,3 +206,14 @@ def test_protocol_options_by_scheme() -> None:
     }
     with pytest.raises(ConfigurationError, match=r"SCHEME\.KEY"):
         protocol_options({"nodot": "1"})
+
+
+def test_protocol_options_nest_on_further_dots_as_the_cli_does() -> None:
+    assert protocol_options({"http.headers.X-Team": "data", "http.headers.X-Run": "7",
+                             "http.timeout": "30"}) == {
+        "http": {"headers": {"X-Team": "data", "X-Run": "7"}, "timeout": "30"},
+    }
+    for clash in ({"http.headers": "x", "http.headers.X-Team": "data"},
+                  {"http.headers.X-Team": "data", "http.headers": "x"}):
+        with pytest.raises(ConfigurationError, match="both as a value and as a group"):
+            protocol_options(clash)

@@ -336,11 +336,12 @@ def test_trigger_fires_start_one_execution_each_whoever_proposes_them() -> None:
 
 def test_registrations_without_usable_triggers_are_refused() -> None:
     log = Log()
+    sets = {"ROOT": "/srv"}
     assert "has no triggers" in log.apply(RegisterWorkflow(
-        "plain", T0, {"wf.yaml": workflow_yaml()})).message
+        "plain", T0, {"wf.yaml": workflow_yaml()}, sets=sets)).message
     bad_zone = CRON.replace("Europe/Paris", "Europe/Atlantis")
     assert "not an IANA zone" in log.apply(RegisterWorkflow(
-        "zone", T0, {"wf.yaml": workflow_yaml(triggers=bad_zone)})).message
+        "zone", T0, {"wf.yaml": workflow_yaml(triggers=bad_zone)}, sets=sets)).message
     assert log.module.registrations() == []
 
 

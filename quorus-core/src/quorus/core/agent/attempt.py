@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from quorus.core import errors
@@ -108,16 +109,28 @@ def build_request(assign: Assign, destination: Location, *, staged: bool) -> Tra
     )
 
 
-def protocol_options(options: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """A job's ``SCHEME.KEY`` → value options as the engine takes them, by scheme."""
-    by_scheme: dict[str, dict[str, str]] = {}
+def protocol_options(options: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """A job's ``SCHEME.KEY`` → value options as the engine takes them, by scheme. As with
+    ``quorus transfer -o``, each further dot opens a group: ``http.headers.X-Team`` gives
+    ``{"http": {"headers": {"X-Team": ...}}}``."""
+    by_scheme: dict[str, dict[str, Any]] = {}
     for name, value in options.items():
         scheme, sep, key = name.partition(".")
         if not (sep and scheme and key):
             raise errors.ConfigurationError(
                 f"protocol option {name!r}: expected SCHEME.KEY, e.g. sftp.known_hosts"
             )
-        by_scheme.setdefault(scheme, {})[key] = value
+        group, dot, inner = key.partition(".")
+        target = by_scheme.setdefault(scheme, {})
+        nested = target.setdefault(group, {}) if dot else None
+        if not dot and not isinstance(target.get(key), dict):
+            target[key] = value
+            continue
+        if not isinstance(nested, dict) or not inner:
+            raise errors.ConfigurationError(
+                f"protocol option {name!r}: {scheme}.{group} is given both as a value and as "
+                "a group")
+        nested[inner] = value
     return by_scheme
 
 

@@ -152,6 +152,18 @@ class ControllerService:
     def state(self) -> ControllerState:
         return self.runtime.state
 
+    async def consistent_read(self, linearizable: bool = True) -> None:
+        """Make the next read of :attr:`state` linearizable (on the leader, after a read
+        barrier); raises ``LeaderElsewhere`` on a follower (the API forwards the request) and
+        ``Unavailable`` without a quorum. With ``linearizable=False``, nothing: the local
+        replica is read as it is."""
+        await self._consistent(linearizable)
+
+    async def propose(self, command: Command) -> Applied:
+        """Replicate a command (a state module's, say) and return its result; raises
+        ``LeaderElsewhere``, ``Unavailable`` or ``CommandRefused``."""
+        return await self.runtime.propose(command)
+
     async def _consistent(self, linearizable: bool) -> None:
         if not linearizable:
             return

@@ -100,6 +100,8 @@ class LeaderDriver:
                  round_interval: float, file_check_interval: float) -> None:
         self.leadership = leadership
         self.service = leadership.service
+        #: The flag-file signature seen at the previous check, per (registration, trigger).
+        self._last_look: dict[tuple[str, str], str | None] = {}
         self.actions = actions
         self.action_context = action_context
         self.clock = clock
@@ -298,10 +300,15 @@ class LeaderDriver:
                                                          scheduled, now))
                 elif look_at_files and trigger.path:
                     signature = await anyio.to_thread.run_sync(file_signature, trigger.path)
+                    # A flag file still being written changes between two looks: it fires
+                    # once it has held still for one check interval, not once per write.
+                    key = (registration.name, trigger.name)
+                    steady = self._last_look.get(key) == signature
+                    self._last_look[key] = signature
                     if signature is None and kept.signature is not None:
                         await self._propose(TriggerCleared(registration.name, trigger.name,
                                                            now))
-                    elif file_fires(kept.signature, signature):
+                    elif steady and file_fires(kept.signature, signature):
                         await self._propose(TriggerFired(registration.name, trigger.name, now,
                                                          now, signature=signature))
 

@@ -13,10 +13,10 @@ from typing import Any
 from quorus.core.errors import QuorusError
 from quorus.workflow.binding import Binder, RunContext
 from quorus.workflow.documents import DefinitionError, Document, Issue, load_text
-from quorus.workflow.model import WorkflowDefinition, build_definitions
-from quorus.workflow.planner import Plan, plan
+from quorus.workflow.model import WorkflowDefinition
+from quorus.workflow.planner import Plan
+from quorus.workflow.prepare import prepare as prepare_documents
 from quorus.workflow.triggers import trigger_problem
-from quorus.workflow.validation import validate_documents
 
 #: What one submission may hold.
 MAX_FILES = 64
@@ -61,13 +61,11 @@ def prepare(files: Mapping[str, str], *, workflow: str | None, environment: str 
             documents.extend(load_text(text, name))
         except DefinitionError as exc:
             issues.extend(exc.issues)
-    issues.extend(validate_documents(documents))
-    if issues:
-        raise _definition_error(DefinitionError(issues))
     try:
-        definitions = build_definitions(documents)
-        selected = definitions.select(workflow)
-        planned = plan(selected)
+        # The same checks as a local run: schema, references, conditions, dependencies and
+        # results read before they exist, every problem of every file at once.
+        prepared = prepare_documents(documents, name=workflow, sets=sets, load_issues=issues)
+        definitions, selected, planned = prepared.definitions, prepared.workflow, prepared.plan
         context = RunContext(started_at=started_at, execution_id=execution_id,
                              environment=environment, sets=dict(sets),
                              tenants=definitions.tenants, bound=dict(bindings))
@@ -76,6 +74,14 @@ def prepare(files: Mapping[str, str], *, workflow: str | None, environment: str 
         raise _definition_error(exc) from None
     except QuorusError as exc:
         raise SubmissionError(getattr(exc, "message", None) or str(exc)) from None
+    if selected.dry_run or selected.virtual_run:
+        raise SubmissionError(f"workflow {selected.name!r} asks for a dry or virtual run "
+                              "(spec.execution): those run where the files are, with "
+                              "quorus workflow run")
+    refused = [f"{where}: {n.message}" for where, n in selected.all_notices()
+               if n.level == "error"]
+    if refused:
+        raise SubmissionError("this workflow cannot run here: " + "; ".join(refused))
     if needs_triggers:
         if not selected.triggers:
             raise SubmissionError(

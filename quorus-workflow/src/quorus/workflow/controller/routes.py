@@ -94,11 +94,11 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
     async def read(consistent: bool = True) -> WorkflowStateModule:
         # The service offers linearizable reads only through its own getters; the same
         # barrier serves this module's records.
-        await service._consistent(consistent)
+        await service.consistent_read(consistent)
         return module()
 
     async def propose(command: Command) -> WorkflowResult:
-        applied = await service.runtime.propose(command)
+        applied = await service.propose(command)
         result = applied.value
         assert isinstance(result, WorkflowResult)
         if not result.ok:
