@@ -198,12 +198,17 @@ def schema(kind: str) -> None:
               help="Directories ${file:...} may read (default: the workflow file's directory).")
 @click.option("--parallelism", type=click.IntRange(min=1), metavar="N",
               help="At most N transfers at once (default: the workflow's parallelism, else 8).")
+@click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML settings of the actions (notify: {slackWebhook, webhooks}, smtp: "
+                   "{...}, cleanup: {allowedRoots}); default: QUORUS_SLACK_WEBHOOK and "
+                   "QUORUS_SMTP_* from the environment.")
 @click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto",
               show_default=True, help="Progress: a live table on a terminal, plain lines, none.")
 @json_option
 def run(files: tuple[str, ...], name: str | None, sets: tuple[str, ...],
         environment: str | None, dry_run: bool, virtual: bool, offline: bool, assume_rate: str,
-        roots: tuple[str, ...], parallelism: int | None, progress: str, as_json: bool) -> None:
+        roots: tuple[str, ...], parallelism: int | None, settings_file: str | None,
+        progress: str, as_json: bool) -> None:
     """Run the workflow in FILES here, with the local transfer engine."""
     from quorus.core import eventloop
 
@@ -226,7 +231,8 @@ def run(files: tuple[str, ...], name: str | None, sets: tuple[str, ...],
         elif virtual:
             _virtual_run(eventloop, prepared, binder, offline, assume_rate, as_json)
         else:
-            _run(eventloop, prepared, binder, execution_id, parallelism, progress, as_json)
+            _run(eventloop, prepared, binder, execution_id, parallelism, settings_file,
+                 progress, as_json)
     except KeyboardInterrupt:
         click.echo("quorus: interrupted; a rerun resumes from the partial files", err=True)
         sys.exit(130)
@@ -266,7 +272,8 @@ def _virtual_run(eventloop: Any, prepared: Any, binder: Any, offline: bool, assu
 
 
 def _run(eventloop: Any, prepared: Any, binder: Any, execution_id: str,
-         parallelism: int | None, progress: str, as_json: bool) -> None:
+         parallelism: int | None, settings_file: str | None, progress: str,
+         as_json: bool) -> None:
     from dataclasses import replace
 
     from quorus.workflow.actions import ActionContext, ActionSettings
@@ -280,10 +287,18 @@ def _run(eventloop: Any, prepared: Any, binder: Any, execution_id: str,
         plan = replace(plan, workflow=replace(plan.workflow, parallelism=parallelism))
     if progress == "auto":
         progress = "none" if as_json else ("live" if sys.stderr.isatty() else "plain")
+    import yaml
+
     try:
-        settings = ActionSettings.from_env(dict(os.environ))
-    except ConfigurationError as exc:
-        _fail(str(exc))
+        if settings_file is not None:
+            loaded = yaml.safe_load(Path(settings_file).read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ConfigurationError(f"{settings_file}: expected a mapping of settings")
+            settings = ActionSettings.from_mapping(loaded)
+        else:
+            settings = ActionSettings.from_env(dict(os.environ))
+    except (ConfigurationError, OSError, yaml.YAMLError) as exc:
+        _fail(f"action settings: {exc}")
     with live_progress(progress, plan) as on_event:
         runner = LocalRunner(
             plan, binder, execution_id=execution_id, actions=installed_actions(),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -32,7 +33,7 @@ import anyio
 from quorus.core.controller.commands import Command
 from quorus.core.controller.service import CommandRefused, LeaderElsewhere, Unavailable
 from quorus.core.errors import QuorusError
-from quorus.workflow.actions import ActionContext, WorkflowAction, run_actions
+from quorus.workflow.actions import ActionContext, ActionSettings, WorkflowAction, run_actions
 from quorus.workflow.controller.commands import (
     AdvanceExecution,
     RecordActions,
@@ -87,7 +88,12 @@ class WorkflowExtension:
             from quorus.workflow.plugin import installed_actions
 
             actions = cast(Mapping[str, WorkflowAction], installed_actions())
-        await LeaderDriver(leadership, actions, self.action_context or ActionContext(),
+        context = self.action_context
+        if context is None:
+            # Notify and email settings come from the controller's environment
+            # (QUORUS_SLACK_WEBHOOK, QUORUS_SMTP_*), as they do for a local run.
+            context = ActionContext(settings=ActionSettings.from_env(dict(os.environ)))
+        await LeaderDriver(leadership, actions, context,
                            clock=self.clock, round_interval=self.round_interval,
                            file_check_interval=self.file_check_interval).run()
 
