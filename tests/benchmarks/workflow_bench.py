@@ -182,6 +182,18 @@ class _Controller:
             time.sleep(0.2)
         raise RuntimeError("the controller and agents did not come up in 60 s")
 
+    def completed(self, prefix: str) -> int:
+        """How many completed jobs have ids starting with ``prefix`` (every page read)."""
+        done, cursor = 0, None
+        while True:
+            params = {"state": "completed", "limit": "1000", **({"cursor": cursor} if cursor
+                                                                 else {})}
+            page = self.client.get("/v1/jobs", params=params).json()
+            done += sum(1 for j in page["jobs"] if j["id"].startswith(prefix))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return done
+
     def stop(self) -> None:
         self.client.close()
         for proc in self.procs:
@@ -212,12 +224,7 @@ def bench_quorum(count: int, rounds: int, agents: int) -> dict[str, Any]:
 
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(submit, range(count)))
-                while True:
-                    page = fleet.client.get("/v1/jobs", params={"state": "completed",
-                                                                 "limit": 1000}).json()
-                    done = sum(1 for j in page["jobs"] if j["id"].startswith(f"jobs{r}-"))
-                    if done >= count:
-                        break
+                while fleet.completed(f"jobs{r}-") < count:
                     time.sleep(0.05)
                 jobs_times.append(time.perf_counter() - start)
 

@@ -100,20 +100,24 @@ def check_result_order(planned: Plan) -> list[Issue]:
     group_of: dict[str, list[str]] = {}
     for step in workflow.steps:
         group_of.setdefault(step.name, []).append(step.group)
+    after = {k: v.after for k, v in by_id.items()}
     issues: list[Issue] = []
     for group in workflow.groups:
         earlier_groups = _closure(group.name, planned.group_after)
-        texts = {"condition": group.condition}
-        for where, text in texts.items():
-            issues.extend(_order_issues(text, group.origin, f"group {group.name!r} {where}",
-                                        group.name, None, earlier_groups, set(), group_of))
+        issues.extend(_order_issues(group.condition, group.origin,
+                                    f"group {group.name!r} condition", group.name, None,
+                                    earlier_groups, set(), group_of))
         for step in group.transfers:
-            earlier = _closure(step.step_id, {k: v.after for k, v in by_id.items()})
-            for where, value in step_templates(step).items():
-                for text in _strings(value):
-                    issues.extend(_order_issues(text, step.origin, f"{where} of {step.step_id}",
-                                                group.name, step.step_id, earlier_groups,
-                                                earlier, group_of))
+            texts = [(where, text) for where, value in step_templates(step).items()
+                     for text in _strings(value) if "${" in text]
+            if not texts:
+                continue
+            # Only steps that hold references pay for the walk back through their waits.
+            earlier = _closure(step.step_id, after)
+            for where, text in texts:
+                issues.extend(_order_issues(text, step.origin, f"{where} of {step.step_id}",
+                                            group.name, step.step_id, earlier_groups,
+                                            earlier, group_of))
     return issues
 
 
