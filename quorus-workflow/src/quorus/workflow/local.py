@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,11 +23,11 @@ import anyio
 from quorus.core.engine import TransferEngine, TransferResult, TransferStatus
 from quorus.core.errors import QuorusError
 from quorus.core.protocol import TransferProtocol
-from quorus.workflow.actions import ActionContext, run_actions
+from quorus.workflow.actions import ActionContext
+from quorus.workflow.afterrun import run_after
 from quorus.workflow.binding import Binder
 from quorus.workflow.bound import BoundStep, bind_step
 from quorus.workflow.execution import Decision, Execution
-from quorus.workflow.model import GroupDefinition
 from quorus.workflow.planner import Plan
 from quorus.workflow.summary import ActionOutcome, ExecutionSummary, StepStatus
 
@@ -224,34 +224,7 @@ class LocalRunner:
         if self.actions is None or self.action_context is None:
             return ()
         context = replace(self.action_context, destinations=dict(self._destinations))
-        outcomes: list[ActionOutcome] = []
-        for group in self.plan.workflow.groups:
-            succeeded = self.execution.group_succeeded(group.name)
-            if succeeded is None:
-                continue
-            specs = group.on_success if succeeded else group.on_failure
-            outcomes.extend(await self._actions(specs, group, summary, context))
-        workflow = self.plan.workflow
-        specs = workflow.on_success if summary.status.value == "completed" else workflow.on_failure
-        outcomes.extend(await self._actions(specs, None, summary, context))
-        return tuple(outcomes)
-
-    async def _actions(self, specs: Sequence[Mapping[str, Any]], group: GroupDefinition | None,
-                       summary: ExecutionSummary, context: ActionContext
-                       ) -> list[ActionOutcome]:
-        assert self.actions is not None
-        outcomes: list[ActionOutcome] = []
-        for spec in specs:
-            try:
-                bound = self.binder.render(dict(spec), group=group, execution=self.execution,
-                                           error=summary.error)
-            except QuorusError as exc:
-                outcomes.append(ActionOutcome(
-                    str(spec.get("action", "?")), str(spec.get("target", "")), False,
-                    f"cannot bind the action: {getattr(exc, 'message', exc)}"))
-                continue
-            outcomes.extend(await run_actions([bound], summary, context, self.actions))
-        return outcomes
+        return await run_after(self.execution, self.binder, summary, context, self.actions)
 
 
 def _from_result(step_id: str, result: TransferResult, bound: BoundStep) -> _Ended:

@@ -33,7 +33,8 @@ import anyio
 from quorus.core.controller.commands import Command
 from quorus.core.controller.service import CommandRefused, LeaderElsewhere, Unavailable
 from quorus.core.errors import QuorusError
-from quorus.workflow.actions import ActionContext, ActionSettings, WorkflowAction, run_actions
+from quorus.workflow.actions import ActionContext, ActionSettings, WorkflowAction
+from quorus.workflow.afterrun import run_after
 from quorus.workflow.controller.commands import (
     AdvanceExecution,
     RecordActions,
@@ -45,8 +46,7 @@ from quorus.workflow.controller.jobs import JobSpec, job_spec, step_ended
 from quorus.workflow.controller.records import LiveExecution
 from quorus.workflow.controller.state import WorkflowStateModule
 from quorus.workflow.execution import Decision
-from quorus.workflow.model import GroupDefinition
-from quorus.workflow.summary import ActionOutcome, ExecutionSummary
+from quorus.workflow.summary import ActionOutcome
 from quorus.workflow.triggers import due_fires, file_fires, file_signature, next_fire
 
 if TYPE_CHECKING:
@@ -259,33 +259,7 @@ class LeaderDriver:
             if job is not None:
                 destinations[step_id] = job.destination
         context = replace(self.action_context, destinations=destinations)
-        workflow = record.plan.workflow
-        outcomes: list[ActionOutcome] = []
-        for group in workflow.groups:
-            succeeded = execution.group_succeeded(group.name)
-            if succeeded is not None:
-                specs = group.on_success if succeeded else group.on_failure
-                outcomes.extend(await self._actions(record, specs, group, summary, context))
-        specs = workflow.on_success if summary.status.value == "completed" else \
-            workflow.on_failure
-        outcomes.extend(await self._actions(record, specs, None, summary, context))
-        return tuple(outcomes)
-
-    async def _actions(self, record: LiveExecution, specs: Any, group: GroupDefinition | None,
-                       summary: ExecutionSummary, context: ActionContext
-                       ) -> list[ActionOutcome]:
-        outcomes: list[ActionOutcome] = []
-        for spec in specs:
-            try:
-                bound = record.binder.render(dict(spec), group=group,
-                                             execution=record.execution, error=summary.error)
-            except QuorusError as exc:
-                outcomes.append(ActionOutcome(
-                    str(spec.get("action", "?")), str(spec.get("target", "")), False,
-                    f"cannot bind the action: {_message(exc)}"))
-                continue
-            outcomes.extend(await run_actions([bound], summary, context, self.actions))
-        return outcomes
+        return await run_after(execution, record.binder, summary, context, self.actions)
 
     # -- triggers -----------------------------------------------------------------------------------
 
