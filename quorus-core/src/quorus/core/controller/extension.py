@@ -39,7 +39,19 @@ class Leadership(Protocol):
 
 
 class ControllerExtension(Protocol):
-    """A contribution to a controller process. ``name`` appears in logs."""
+    """A contribution to a controller process. ``name`` appears in logs.
+
+    Two methods are optional (a tenancy package offers them):
+
+    - ``authenticator(service) -> Authenticator | None``: principals of its own (API tokens of
+      users and service accounts), tried after the controller's token;
+    - ``authorize(principal, action, tenant, namespace) -> str | None``: why ``principal`` may
+      not do ``action`` (``jobs.submit``, ``jobs.read``, ``jobs.cancel``, ``agents.read``,
+      ``agents.drain``, ``cluster.read``, ``cluster.admin``, ``metrics.read``, and whatever
+      its own routes ask through ``service.authorize``) in ``tenant``/``namespace``, or
+      ``None``. The REST API asks on every endpoint (403 with the reason) and filters lists to
+      what the principal may read.
+    """
 
     name: str
 

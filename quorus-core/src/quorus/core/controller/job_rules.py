@@ -81,6 +81,9 @@ def _assign(state: ControllerState, index: int, cmd: AssignJob) -> Result:
     problem = placement_problem(job.placement, agent)
     if problem:
         return change.reject(RejectCode.PLACEMENT_MISMATCH, f"agent {agent.id} {problem}")
+    refusal = state.placement_refusal(job, agent)
+    if refusal is not None:
+        return change.reject(RejectCode.ADMISSION_DENIED, f"agent {agent.id}: {refusal}")
     if state.load(agent.id) >= agent.capabilities.max_concurrent:
         return change.reject(
             RejectCode.AGENT_FULL,

@@ -38,8 +38,10 @@ from quorus.core.controller.model import (
     RetryPolicy,
     Site,
 )
+from quorus.core.controller.results import RejectCode
 from quorus.core.controller.service import (
     CommandRefused,
+    Forbidden,
     InvalidRequest,
     LeaderElsewhere,
     NotSupported,
@@ -178,13 +180,23 @@ def _service_error_handler(node_id: str) -> Callable[[Request, Exception], Await
     return handle
 
 
+#: Refusals that are not conflicts with the state: a quota (429, with the quota, its limit and
+#: the usage in the body) and an admission rule (403).
+_REFUSAL_STATUS = {RejectCode.QUOTA_EXCEEDED: 429, RejectCode.ADMISSION_DENIED: 403}
+
+
 def _service_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthorized):
         return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, CommandRefused):
-        return _error(409, str(exc.rejected.code), str(exc))
+        status = _REFUSAL_STATUS.get(exc.rejected.code, 409)
+        details = dict(exc.rejected.details)
+        return _error(status, str(exc.rejected.code), str(exc),
+                      **({"details": details} if details else {}))
     if isinstance(exc, ResourceNotFound):
         return _error(404, "not-found", str(exc))
+    if isinstance(exc, Forbidden):
+        return _error(403, "forbidden", str(exc))
     if isinstance(exc, InvalidRequest | InvalidURIError):
         return _error(400, "invalid-request", str(exc))
     if isinstance(exc, NotSupported):
@@ -301,7 +313,6 @@ class _StateCollector:
 def create_app(server: "ControllerServer") -> ASGIApp:
     """The ASGI application serving ``server``'s API."""
     service = server.service
-    authenticator = server.authenticator
     app = FastAPI(
         title="Quorus controller API",
         version="1",
@@ -318,7 +329,7 @@ def create_app(server: "ControllerServer") -> ASGIApp:
     ) -> Principal:
         if credentials is None:
             raise Unauthorized("send Authorization: Bearer TOKEN (the controller's token)")
-        found = authenticator.authenticate({"token": credentials.credentials})
+        found = server.authenticate_token(credentials.credentials)
         if found is None:
             raise Unauthorized("the bearer token is not valid")
         request.state.principal = found
@@ -347,13 +358,15 @@ def create_app(server: "ControllerServer") -> ASGIApp:
         return JSONResponse(body, 200 if ready else 503)
 
     @app.get("/metrics", tags=["health"])
-    async def metrics(_: Caller) -> Response:
+    async def metrics(caller: Caller) -> Response:
         """Prometheus metrics of this controller."""
+        service.authorize(caller, "metrics.read")
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/jobs", status_code=201, tags=["jobs"])
     async def submit_job(body: JobSubmission, caller: Caller) -> dict[str, Any]:
         """Queue a transfer job."""
+        service.authorize(caller, "jobs.submit", body.tenant, body.namespace)
         job = await service.submit_job(
             body.source, body.destination, job_id=body.id,
             options=JobOptions(
@@ -374,7 +387,7 @@ def create_app(server: "ControllerServer") -> ASGIApp:
 
     @app.get("/v1/jobs", tags=["jobs"])
     async def list_jobs(
-        _: Caller,
+        caller: Caller,
         state: JobState | None = None,
         agent: str | None = None,
         tenant: str | None = None,
@@ -387,69 +400,93 @@ def create_app(server: "ControllerServer") -> ASGIApp:
         page = await service.list_jobs(
             state=state, agent_id=agent, tenant=tenant, namespace=namespace, limit=limit,
             cursor=cursor, linearizable=consistent,
+            visible=lambda job: service.may(caller, "jobs.read", job.tenant, job.namespace),
         )
         return page_json(page, service.job_view)
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
-    async def get_job(job_id: str, _: Caller, consistent: Consistent = True) -> dict[str, Any]:
+    async def get_job(job_id: str, caller: Caller, consistent: Consistent = True
+                      ) -> dict[str, Any]:
         """One job, with its attempts, progress and, while queued, why it waits."""
-        return service.job_view(await service.get_job(job_id, linearizable=consistent))
+        job = await service.get_job(job_id, linearizable=consistent)
+        _readable(caller, "jobs.read", job.tenant, job.namespace, f"no job {job_id!r}")
+        return service.job_view(job)
 
     @app.post("/v1/jobs/{job_id}/cancel", tags=["jobs"])
     async def cancel_job(
-        job_id: str, _: Caller, body: CancelBody | None = None
+        job_id: str, caller: Caller, body: CancelBody | None = None
     ) -> dict[str, Any]:
         """Cancel a job that has not finished; an agent running it is told to abort."""
+        job = await service.get_job(job_id, linearizable=False)
+        _readable(caller, "jobs.read", job.tenant, job.namespace, f"no job {job_id!r}")
+        service.authorize(caller, "jobs.cancel", job.tenant, job.namespace)
         reason = body.reason if body is not None else "cancelled on request"
         return service.job_view(await service.cancel_job(job_id, reason))
 
     @app.get("/v1/agents", tags=["agents"])
-    async def list_agents(_: Caller, consistent: Consistent = True) -> dict[str, Any]:
+    async def list_agents(caller: Caller, consistent: Consistent = True) -> dict[str, Any]:
         """Every agent: the replicated record and the leader's view (heartbeat, slots, jobs)."""
         agents = await service.list_agents(linearizable=consistent)
-        return {"agents": [service.agent_view(a) for a in agents]}
+        return {"agents": [service.agent_view(a) for a in agents
+                           if service.may(caller, "agents.read", a.tenant, a.namespace)]}
 
     @app.get("/v1/agents/{agent_id}", tags=["agents"])
     async def get_agent(
-        agent_id: str, _: Caller, consistent: Consistent = True
+        agent_id: str, caller: Caller, consistent: Consistent = True
     ) -> dict[str, Any]:
-        return service.agent_view(await service.get_agent(agent_id, linearizable=consistent))
+        agent = await service.get_agent(agent_id, linearizable=consistent)
+        _readable(caller, "agents.read", agent.tenant, agent.namespace, f"no agent {agent_id!r}")
+        return service.agent_view(agent)
 
     @app.post("/v1/agents/{agent_id}/drain", tags=["agents"])
     async def drain_agent(
-        agent_id: str, _: Caller, body: DrainBody | None = None
+        agent_id: str, caller: Caller, body: DrainBody | None = None
     ) -> dict[str, Any]:
         """Stop giving the agent work; it finishes its transfers (within ``timeout`` seconds)
         and deregisters."""
+        agent = await service.get_agent(agent_id, linearizable=False)
+        _readable(caller, "agents.read", agent.tenant, agent.namespace, f"no agent {agent_id!r}")
+        service.authorize(caller, "agents.drain", agent.tenant, agent.namespace)
         timeout = body.timeout if body is not None and body.timeout is not None else (
             server.settings.drain_timeout)
         return service.agent_view(await service.drain_agent(agent_id, timeout))
 
     @app.get("/v1/cluster", tags=["cluster"])
-    async def cluster(_: Caller) -> dict[str, Any]:
+    async def cluster(caller: Caller) -> dict[str, Any]:
         """This node's view of the quorum: leader, term, members, commit and applied index."""
+        service.authorize(caller, "cluster.read")
         status = await service.cluster_status()
         status["leading"] = server.leading
         status["uptime_seconds"] = round(time.time() - server.started_at, 3)
         return status
 
     @app.post("/v1/cluster/members", status_code=202, tags=["cluster"])
-    async def add_member(body: MemberBody, _: Caller) -> dict[str, Any]:
+    async def add_member(body: MemberBody, caller: Caller) -> dict[str, Any]:
         """Add a controller to the quorum (it catches up as a learner, then votes)."""
+        service.authorize(caller, "cluster.admin")
         await service.add_member(body.node_id, body.address)
         return {"added": body.node_id, "address": body.address}
 
     @app.delete("/v1/cluster/members/{node_id}", status_code=202, tags=["cluster"])
-    async def remove_member(node_id: str, _: Caller) -> dict[str, Any]:
+    async def remove_member(node_id: str, caller: Caller) -> dict[str, Any]:
         """Remove a controller from the quorum (the leader included)."""
+        service.authorize(caller, "cluster.admin")
         await service.remove_member(node_id)
         return {"removed": node_id}
 
     @app.post("/v1/cluster/leader", status_code=202, tags=["cluster"])
-    async def transfer_leadership(body: LeaderBody, _: Caller) -> dict[str, Any]:
+    async def transfer_leadership(body: LeaderBody, caller: Caller) -> dict[str, Any]:
         """Hand leadership to another controller."""
+        service.authorize(caller, "cluster.admin")
         await service.transfer_leadership(body.node_id)
         return {"leader": body.node_id}
+
+    def _readable(caller: Principal, action: str, tenant: str, namespace: str,
+                  missing: str) -> None:
+        # What a principal may not read does not exist for it: 404, never a hint of another
+        # tenant's records.
+        if not service.may(caller, action, tenant, namespace):
+            raise ResourceNotFound(missing)
 
     for extension in server.extensions:
         router = extension.routes(service)

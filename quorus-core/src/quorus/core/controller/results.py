@@ -8,7 +8,8 @@ Both are returned to whoever proposed the command on the node that proposed it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from quorus.core.controller.model import AgentRecord, JobRecord
@@ -35,6 +36,12 @@ class RejectCode(enum.StrEnum):
     PLACEMENT_MISMATCH = "placement-mismatch"
     AGENT_FULL = "agent-full"
     INVALID_TRANSITION = "invalid-transition"
+    #: A state module's admission check: a quota would be exceeded (``details`` says which,
+    #: its limit and the current usage).
+    QUOTA_EXCEEDED = "quota-exceeded"
+    #: A state module's admission check refused the command for another reason (a suspended
+    #: tenant, a path outside the tenant's storage, an agent the tenant may not use).
+    ADMISSION_DENIED = "admission-denied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,7 @@ class Rejected:
     index: int
     code: RejectCode
     message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.command} rejected ({self.code}): {self.message}"

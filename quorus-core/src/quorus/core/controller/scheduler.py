@@ -71,7 +71,9 @@ class SchedulingRound:
     waiting: Mapping[str, str] = field(default_factory=dict)
 
 
-_Need = tuple[str, str, JobPlacement]
+# Jobs alike for placement: schemes, placement rules, and tenant and namespace (which state
+# modules' placement rules, such as agents dedicated to a tenant, may depend on).
+_Need = tuple[str, str, JobPlacement, str, str]
 _HeapEntry = tuple[int, float, int, str, int]
 
 
@@ -116,10 +118,10 @@ class _Round:
             return AgentCapacity()
         return self.capacity.get(agent_id, _NOT_CONNECTED)
 
-    def _heap(self, need: _Need) -> list[_HeapEntry]:
+    def _heap(self, need: _Need, job: JobRecord) -> list[_HeapEntry]:
         heap = self.heaps.get(need)
         if heap is None:
-            source, destination, placement = need
+            source, destination, placement, _, _ = need
             ids = self.by_protocol.get(source, [])
             if destination != source:
                 other = set(self.by_protocol.get(destination, ()))
@@ -127,7 +129,8 @@ class _Round:
             heap = []
             for agent_id in ids:
                 candidate = self.candidates[agent_id]
-                if not placement_problem(placement, candidate.agent):
+                if not placement_problem(placement, candidate.agent) and \
+                        self.state.placement_refusal(job, candidate.agent) is None:
                     heap.append(candidate.key(proximity(placement, candidate.agent.location)))
             heapq.heapify(heap)
             self.heaps[need] = heap
@@ -135,8 +138,9 @@ class _Round:
 
     def place(self, job: JobRecord) -> str | None:
         """The agent for ``job`` (its load taken into account), or ``None``."""
-        need = (job.source_scheme, job.destination_scheme, job.placement)
-        heap = self._heap(need)
+        need = (job.source_scheme, job.destination_scheme, job.placement, job.tenant,
+                job.namespace)
+        heap = self._heap(need, job)
         while heap:
             near, _, _, agent_id, version = heap[0]
             candidate = self.candidates[agent_id]
@@ -157,10 +161,12 @@ class _Round:
         return None
 
     def reason(self, job: JobRecord) -> str:
-        need = (job.source_scheme, job.destination_scheme, job.placement)
+        need = (job.source_scheme, job.destination_scheme, job.placement, job.tenant,
+                job.namespace)
         reason = self.reasons.get(need)
         if reason is None:
-            reason = self.reasons[need] = explain(job, self.state.agents.values(), self.capacity)
+            reason = self.reasons[need] = explain(job, self.state.agents.values(), self.capacity,
+                                                  self.state)
         return reason
 
 
@@ -202,10 +208,16 @@ def explain(
     job: JobRecord,
     agents: Iterable[AgentRecord],
     capacity: Mapping[str, AgentCapacity] | None,
+    state: ControllerState | None = None,
 ) -> str:
     """Why no agent can take ``job`` now, narrowed down rule by rule: protocols, required
-    site, labels, agent states, connections, and finally capacity."""
+    site, labels, the state modules' placement rules, agent states, connections, and finally
+    capacity."""
     present = [a for a in agents if a.state is not AgentState.DEREGISTERED]
+    if state is not None:
+        refusals = [state.placement_refusal(job, a) for a in present]
+        if present and all(refusals):
+            return f"no agent this job may use: {refusals[0]}"
     source, destination = job.schemes
     for scheme in dict.fromkeys(job.schemes):
         if not any(a.capabilities.supports(scheme) for a in present):

@@ -27,7 +27,13 @@ import anyio
 import sniffio
 from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from quorus.core.agentproto import Assign, ControllerAddress, TransferOptions
-from quorus.core.auth import Authenticator, TokenAuth, ensure_token_file, load_authenticator
+from quorus.core.auth import (
+    Authenticator,
+    Principal,
+    TokenAuth,
+    ensure_token_file,
+    load_authenticator,
+)
 from quorus.core.consensus import (
     ConsensusBackend,
     ConsensusConfig,
@@ -124,6 +130,19 @@ class ControllerServer:
         self.started_at = time.time()
         self.extensions: list[ControllerExtension] = (
             installed_extensions() if extensions is None else list(extensions))
+        # Extensions may authenticate principals of their own (API tokens of users and service
+        # accounts) and decide what each may do; the controller's token is always tried first.
+        self._authenticators: list[Authenticator] = []
+        for extension in self.extensions:
+            make = getattr(extension, "authenticator", None)
+            found = make(self.service) if callable(make) else None
+            if found is not None:
+                self._authenticators.append(found)
+        self._authorizers: list[Callable[..., str | None]] = []
+        for extension in self.extensions:
+            authorize = getattr(extension, "authorize", None)
+            if callable(authorize):
+                self._authorizers.append(authorize)
         self._changed = anyio.Event()
         self._lead_scope: anyio.CancelScope | None = None
         self._task_group: TaskGroup | None = None
@@ -171,6 +190,26 @@ class ControllerServer:
     @property
     def liveness(self) -> Liveness:
         return self._liveness
+
+    def authenticate_token(self, token: str) -> Principal | None:
+        """The principal a bearer token belongs to: the controller's own, or one an
+        extension knows (``None`` for neither)."""
+        found = self.authenticator.authenticate({"token": token})
+        for authenticator in self._authenticators:
+            if found is not None:
+                break
+            found = authenticator.authenticate({"token": token})
+        return found
+
+    def authorization(self, principal: Principal, action: str, tenant: str | None,
+                      namespace: str | None) -> str | None:
+        """Why ``principal`` may not do ``action`` (the first extension to object), or
+        ``None``."""
+        for authorize in self._authorizers:
+            reason: str | None = authorize(principal, action, tenant, namespace)
+            if reason is not None:
+                return reason
+        return None
 
     def authenticate_hello(self, hello: Hello) -> bool:
         return (hello.auth_method == self.authenticator.method

@@ -18,10 +18,11 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from quorus.core.auth import Principal
 from quorus.core.consensus import ConsensusBackend, NotLeader
 from quorus.core.controller.commands import CancelJob, Command, DrainAgent, SubmitJob
 from quorus.core.controller.liveness import Liveness
@@ -65,6 +66,10 @@ class CommandRefused(ServiceError):
     def __init__(self, rejected: Rejected) -> None:
         super().__init__(rejected.message)
         self.rejected = rejected
+
+
+class Forbidden(ServiceError):
+    """The caller is authenticated but may not do this (the reason says why)."""
 
 
 class LeaderElsewhere(ServiceError):
@@ -114,6 +119,11 @@ class ControllerRuntime(Protocol):
     async def push_drain(self, agent_id: str, grace: float) -> None:
         """Tell a connected agent to drain (nothing when it is not connected here)."""
 
+    def authorization(self, principal: Principal, action: str, tenant: str | None,
+                      namespace: str | None) -> str | None:
+        """Why ``principal`` may not do ``action`` in ``tenant``/``namespace``, or ``None``."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
@@ -151,6 +161,21 @@ class ControllerService:
     @property
     def state(self) -> ControllerState:
         return self.runtime.state
+
+    def authorize(self, principal: Principal, action: str, tenant: str | None = None,
+                  namespace: str | None = None) -> None:
+        """Raise :class:`Forbidden` unless ``principal`` may do ``action`` (``jobs.submit``,
+        ``jobs.read``, ``workflows.submit`` ...) in ``tenant``/``namespace`` (``None``: not
+        about one tenant, e.g. ``cluster.admin``). Without an authorizing extension installed
+        every authenticated principal may do everything."""
+        reason = self.runtime.authorization(principal, action, tenant, namespace)
+        if reason is not None:
+            raise Forbidden(f"{principal.name} may not {action}: {reason}")
+
+    def may(self, principal: Principal, action: str, tenant: str | None = None,
+            namespace: str | None = None) -> bool:
+        """Whether :meth:`authorize` would allow it (for filtering lists)."""
+        return self.runtime.authorization(principal, action, tenant, namespace) is None
 
     async def consistent_read(self, linearizable: bool = True) -> None:
         """Make the next read of :attr:`state` linearizable (on the leader, after a read
@@ -238,6 +263,7 @@ class ControllerService:
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
         linearizable: bool = True,
+        visible: Callable[[JobRecord], bool] | None = None,
     ) -> JobPage:
         """Jobs in submission order, filtered, ``limit`` at a time from ``cursor``. The agent
         filter matches every job that had an attempt on the agent."""
@@ -256,6 +282,8 @@ class ControllerService:
             if tenant is not None and job.tenant != tenant:
                 continue
             if namespace is not None and job.namespace != namespace:
+                continue
+            if visible is not None and not visible(job):
                 continue
             if agent_id is not None and job.agent_id != agent_id and not any(
                 a.agent_id == agent_id for a in job.attempts
@@ -378,6 +406,7 @@ __all__ = [
     "CommandRefused",
     "ControllerRuntime",
     "ControllerService",
+    "Forbidden",
     "InvalidRequest",
     "JobPage",
     "LeaderElsewhere",

@@ -14,7 +14,7 @@ bring their own command types and their own section of the snapshot.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ import pluggy
 from quorus.core.controller.codec import RecordFormatError
 from quorus.core.controller.commands import BUILTIN_COMMANDS, Command, CommandRegistry
 from quorus.core.controller.model import AgentRecord, AgentState, JobRecord, JobState
-from quorus.core.controller.results import Applied, Result
+from quorus.core.controller.results import Applied, Rejected, Result
 
 #: Bumped when the snapshot layout changes incompatibly.
 SNAPSHOT_FORMAT = 1
@@ -53,6 +53,28 @@ class StateModule(Protocol):
     def restore(self, data: Any) -> None: ...
 
 
+class AdmittingModule(Protocol):
+    """A state module that also checks built-in commands (all three methods are optional; a
+    module offers those it needs). Like ``apply``, they must be deterministic.
+
+    - ``admit`` is called before a built-in command is applied and may refuse it with a
+      :class:`~quorus.core.controller.results.Rejected` (``quota-exceeded`` or
+      ``admission-denied``; nothing is applied then);
+    - ``observe`` is called after a built-in command was applied, with its result (the jobs and
+      agents it changed), to keep the module's own records in step (usage, reservations);
+    - ``may_place`` says why ``agent`` may not take ``job`` (or ``None`` if it may); the
+      scheduler and the ``AssignJob`` command both honour it.
+    """
+
+    def admit(self, command: Command, index: int, state: ControllerState) -> Rejected | None: ...
+
+    def observe(self, command: Command, result: Applied, index: int,
+                state: ControllerState) -> None: ...
+
+    def may_place(self, job: JobRecord, agent: AgentRecord, state: ControllerState
+                  ) -> str | None: ...
+
+
 QueueKey = tuple[int, int, str]
 
 
@@ -77,6 +99,15 @@ class ControllerState:
                                      f"{module.name!r} cannot apply it")
                 self._module_of[command_type.NAME] = module
         self.commands = CommandRegistry(self._module_of_types())
+        # The optional admission methods, in module-name order (every controller the same).
+        ordered = list(self._modules.values())
+        self._admit: list[Callable[[Command, int, ControllerState], Rejected | None]] = [
+            m.admit for m in ordered if callable(getattr(m, "admit", None))]  # type: ignore[attr-defined]
+        self._observe: list[Callable[[Command, Applied, int, ControllerState], None]] = [
+            m.observe for m in ordered if callable(getattr(m, "observe", None))]  # type: ignore[attr-defined]
+        self._may_place: list[Callable[[JobRecord, AgentRecord, ControllerState],
+                                       str | None]] = [
+            m.may_place for m in ordered if callable(getattr(m, "may_place", None))]  # type: ignore[attr-defined]
         self._reset()
 
     def _module_of_types(self) -> list[type[Command]]:
@@ -110,7 +141,23 @@ class ControllerState:
         if module is not None:
             value = module.apply(command, index, self)
             return Applied(command.NAME, index, value=value)
-        return transitions.apply(self, index, command)
+        for admit in self._admit:
+            refusal = admit(command, index, self)
+            if refusal is not None:
+                return refusal
+        result = transitions.apply(self, index, command)
+        if isinstance(result, Applied):
+            for observe in self._observe:
+                observe(command, result, index, self)
+        return result
+
+    def placement_refusal(self, job: JobRecord, agent: AgentRecord) -> str | None:
+        """Why a state module will not let ``agent`` take ``job``, or ``None``."""
+        for may_place in self._may_place:
+            reason = may_place(job, agent, self)
+            if reason is not None:
+                return reason
+        return None
 
     def snapshot(self) -> bytes:
         """The whole state as msgpack bytes; :meth:`restore` gives back an identical state."""

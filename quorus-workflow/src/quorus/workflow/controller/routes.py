@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from quorus.core.auth import Principal
 from quorus.core.controller.commands import Command
 from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
@@ -110,9 +111,18 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         found = getattr(request.state, "principal", None)
         return str(getattr(found, "name", ""))
 
-    def view(execution_id: str) -> dict[str, Any]:
+    def caller(request: Request) -> Principal:
+        found = getattr(request.state, "principal", None)
+        assert isinstance(found, Principal)  # set by the controller's token check
+        return found
+
+    def visible(request: Request, item: dict[str, Any]) -> bool:
+        return service.may(caller(request), "workflows.read", item.get("tenant"),
+                           item.get("namespace"))
+
+    def view(execution_id: str, request: Request | None = None) -> dict[str, Any]:
         found = module().view(execution_id)
-        if found is None:
+        if found is None or (request is not None and not visible(request, found)):
             raise ResourceNotFound(f"no workflow execution {execution_id!r}")
         return found
 
@@ -128,6 +138,9 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
                                execution_id=execution_id, started_at=at)
         except SubmissionError as exc:
             return invalid_workflow(exc)
+        for group in prepared.workflow.groups:
+            service.authorize(caller(request), "workflows.submit", group.tenant,
+                              group.namespace)
         await propose(SubmitExecution(
             execution_id, at, body.files, body.workflow, body.environment, body.sets,
             body.bindings, body.mode, principal(request), prepared.workflow.tenant,
@@ -136,6 +149,7 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
 
     @router.get("/v1/workflows/executions")
     async def list_executions(
+        request: Request,
         status: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         consistent: Consistent = True,
@@ -143,39 +157,43 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         """Executions, newest first, optionally only those with ``status``."""
         found = []
         for item in (await read(consistent)).views():
-            if status is None or item["status"] == status:
+            if (status is None or item["status"] == status) and visible(request, item):
                 found.append(item)
                 if len(found) >= limit:
                     break
         return {"executions": found}
 
     @router.get("/v1/workflows/executions/{execution_id}")
-    async def get_execution(execution_id: str, consistent: Consistent = True) -> dict[str, Any]:
+    async def get_execution(execution_id: str, request: Request,
+                            consistent: Consistent = True) -> dict[str, Any]:
         """One execution: its steps, actions and plan levels."""
         await read(consistent)
-        return view(execution_id)
+        return view(execution_id, request)
 
-    async def change(execution_id: str, command: Command) -> dict[str, Any]:
+    async def change(execution_id: str, command: Command, request: Request) -> dict[str, Any]:
         await read(True)
-        view(execution_id)
+        found = view(execution_id, request)
+        service.authorize(caller(request), "workflows.control", found.get("tenant"),
+                          found.get("namespace"))
         await propose(command)
         return view(execution_id)
 
     @router.post("/v1/workflows/executions/{execution_id}/pause")
-    async def pause_execution(execution_id: str) -> dict[str, Any]:
+    async def pause_execution(execution_id: str, request: Request) -> dict[str, Any]:
         """Start no further steps; running ones go on."""
-        return await change(execution_id, PauseExecution(execution_id, clock()))
+        return await change(execution_id, PauseExecution(execution_id, clock()), request)
 
     @router.post("/v1/workflows/executions/{execution_id}/resume")
-    async def resume_execution(execution_id: str) -> dict[str, Any]:
-        return await change(execution_id, ResumeExecution(execution_id, clock()))
+    async def resume_execution(execution_id: str, request: Request) -> dict[str, Any]:
+        return await change(execution_id, ResumeExecution(execution_id, clock()), request)
 
     @router.post("/v1/workflows/executions/{execution_id}/cancel")
-    async def cancel_execution(execution_id: str, body: CancelBody | None = None
-                               ) -> dict[str, Any]:
+    async def cancel_execution(execution_id: str, request: Request,
+                               body: CancelBody | None = None) -> dict[str, Any]:
         """Cancel running steps' jobs and skip the rest."""
         reason = body.reason if body is not None else "cancelled on request"
-        return await change(execution_id, CancelExecution(execution_id, clock(), reason))
+        return await change(execution_id, CancelExecution(execution_id, clock(), reason),
+                            request)
 
     @router.post("/v1/workflows/registrations", status_code=201)
     async def register_workflow(body: RegistrationBody, request: Request) -> Any:
@@ -187,6 +205,9 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
                                started_at=at, needs_triggers=True)
         except SubmissionError as exc:
             return invalid_workflow(exc)
+        for group in prepared.workflow.groups:
+            service.authorize(caller(request), "workflows.register", group.tenant,
+                              group.namespace)
         name = body.name or prepared.workflow.name
         try:
             command = RegisterWorkflow(name, at, body.files, body.workflow, body.environment,
@@ -205,10 +226,14 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         return {"registrations": [r.view() for r in (await read(consistent)).registrations()]}
 
     @router.delete("/v1/workflows/registrations/{name}")
-    async def unregister_workflow(name: str) -> dict[str, Any]:
+    async def unregister_workflow(name: str, request: Request) -> dict[str, Any]:
         """Stop a registration's triggers; executions it started are kept."""
-        if (await read(True)).registration(name) is None:
+        found = (await read(True)).registration(name)
+        if found is None:
             raise ResourceNotFound(f"no registered workflow {name!r}")
+        for group in found.workflow.groups:
+            service.authorize(caller(request), "workflows.register", group.tenant,
+                              group.namespace)
         await propose(UnregisterWorkflow(name, clock()))
         return {"unregistered": name}
 
