@@ -46,13 +46,14 @@ def quorus(cluster: FleetCluster, *args: str, cwd: Path, env: dict[str, str] | N
                           env={**os.environ, "QUORUS_TEST_TOKEN": TOKEN, **(env or {})})
 
 
-def group(root: Path, names: list[str], *, rate: str | None = None, extra: str = "") -> str:
+def group(root: Path, names: list[str], *, rate: str | None = None, extra: str = "",
+          destination_extra: str = "") -> str:
     lines = ["apiVersion: quorus.dev/v1", "kind: TransferGroup", "metadata: {name: copies}",
              "spec:", "  execution: {strategy: sequential}",
              f"  variables: {{OUT: \"{root}/out/${{RUN}}\"}}", "  transfers:"]
     for name in names:
         lines += [f"    - name: {name}", f"      source: {{path: {root}/in/{name}.bin}}",
-                  f"      destination: {{path: \"${{OUT}}/{name}.bin\"}}"]
+                  f"      destination: {{path: \"${{OUT}}/{name}.bin\"{destination_extra}}}"]
         if rate:
             lines += [f"      bandwidth: {rate}"]
     return "\n".join(lines) + "\n" + extra
@@ -66,7 +67,8 @@ async def test_submit_runs_the_workflow_and_status_and_list_show_it(
     (tmp_path / "in").mkdir()
     for i, name in enumerate(names):
         (tmp_path / "in" / f"{name}.bin").write_bytes(payload_bytes(100_000 + i, seed=i))
-    (tmp_path / "wf.yaml").write_text(group(tmp_path, names))
+    (tmp_path / "wf.yaml").write_text(group(tmp_path, names,
+                                            destination_extra=', permissions: "640"'))
     cluster.start("c1")
     await cluster.leader()
     cluster.start_agent("a1")
@@ -80,6 +82,7 @@ async def test_submit_runs_the_workflow_and_status_and_list_show_it(
     for name in names:
         arrived = tmp_path / "out" / "one" / f"{name}.bin"
         assert sha256_of(arrived) == sha256_of(tmp_path / "in" / f"{name}.bin")
+        assert arrived.stat().st_mode & 0o777 == 0o640  # the step's permissions, on the agent
         step = next(s for s in view["steps"] if s["step"] == f"copies/{name}")
         assert step["sha256"] == sha256_of(arrived)
 

@@ -217,3 +217,18 @@ def test_protocol_options_nest_on_further_dots_as_the_cli_does() -> None:
                   {"http.headers.X-Team": "data", "http.headers": "x"}):
         with pytest.raises(ConfigurationError, match="both as a value and as a group"):
             protocol_options(clash)
+
+
+def test_requests_carry_size_range_mode_directories_and_streams(tmp_path: Path) -> None:
+    from quorus.core.agent.attempt import build_request
+
+    assign = Assign("job-8", 1, str(tmp_path / "a"), str(tmp_path / "b"), TransferOptions(
+        size_min=10, size_max=2000, mode=0o640, create_directories=False, streams=3))
+    request = build_request(assign, parse_location(str(tmp_path / "b")), staged=True)
+    assert request.size is not None and (request.size.min, request.size.max) == (10, 2000)
+    assert request.mode == 0o640 and request.create_directories is False
+    assert request.streams == 3
+    exact = Assign("job-9", 1, str(tmp_path / "a"), str(tmp_path / "b"),
+                   TransferOptions(size=5, size_min=1))
+    sized = build_request(exact, parse_location(str(tmp_path / "b")), staged=True).size
+    assert sized is not None and (sized.min, sized.max) == (5, 5)

@@ -60,6 +60,10 @@ OVERRIDES: dict[str, st.SearchStrategy[Any]] = {
     "max_bandwidth_mbps": st.none() | positive_floats,
     "bandwidth_limit": st.none() | st.integers(1, 2**40),
     "heartbeat_interval": positive_floats,
+    "mode": st.none() | st.integers(0, 0o7777),
+    "streams": st.none() | st.integers(1, 64),
+    "size_min": st.none() | st.integers(0, 2**50),
+    "size_max": st.none() | st.integers(0, 2**50),
 }
 
 

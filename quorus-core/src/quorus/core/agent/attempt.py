@@ -36,7 +36,7 @@ from typing import Any
 
 import anyio
 from quorus.core import errors
-from quorus.core.agentproto import Assign
+from quorus.core.agentproto import Assign, TransferOptions
 from quorus.core.engine import (
     ExpectedChecksum,
     OverwritePolicy,
@@ -101,12 +101,23 @@ def build_request(assign: Assign, destination: Location, *, staged: bool) -> Tra
         source=_location(assign.source),
         destination=destination,
         checksum=ExpectedChecksum("sha256", options.checksum) if options.checksum else None,
-        size=SizeRange(options.size, options.size) if options.size is not None else None,
+        size=_size_range(options),
         retry=RetryPolicy(max_attempts=options.retries + 1),
         overwrite=overwrite,
         bandwidth_limit=options.bandwidth_limit,
+        create_directories=options.create_directories,
+        mode=options.mode,
+        streams=options.streams,
         request_id=f"{assign.job_id}.a{assign.attempt}",
     )
+
+
+def _size_range(options: TransferOptions) -> SizeRange | None:
+    if options.size is not None:
+        return SizeRange(options.size, options.size)
+    if options.size_min is not None or options.size_max is not None:
+        return SizeRange(options.size_min, options.size_max)
+    return None
 
 
 def protocol_options(options: Mapping[str, str]) -> dict[str, dict[str, Any]]:

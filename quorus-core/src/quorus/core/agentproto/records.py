@@ -205,8 +205,10 @@ class AgentHealth:
 @dataclass(frozen=True, slots=True)
 class TransferOptions:
     """How an assigned transfer runs: the expected SHA-256 and size (``None``: not known in
-    advance), the overwrite policy, a bandwidth limit in bytes/s (``None``: none), the retries
-    the agent makes itself, and protocol options (``SCHEME.KEY`` → value, as ``-o`` takes)."""
+    advance) or size range, the overwrite policy, a bandwidth limit in bytes/s (``None``:
+    none), the retries the agent makes itself, protocol options (``SCHEME.KEY`` → value, as
+    ``-o`` takes), the destination's mode, whether to create directories, and the number of
+    parallel ranged streams (``None``: the protocol's choice)."""
 
     checksum: str | None = None
     size: int | None = None
@@ -214,11 +216,20 @@ class TransferOptions:
     bandwidth_limit: int | None = None
     retries: int = 3
     protocol_options: Mapping[str, str] = field(default_factory=dict)
+    size_min: int | None = None
+    size_max: int | None = None
+    mode: int | None = None
+    create_directories: bool = True
+    streams: int | None = None
 
     def __post_init__(self) -> None:
         if self.checksum is not None:
             require_sha256(self.checksum)
         require(self.size is None or self.size >= 0, "size must not be negative")
+        for bound in (self.size_min, self.size_max):
+            require(bound is None or bound >= 0, "size bounds must not be negative")
+        require(self.mode is None or 0 <= self.mode <= 0o7777, "mode must be 0 to 0o7777")
+        require(self.streams is None or self.streams >= 1, "streams must be at least 1")
         require(
             self.bandwidth_limit is None or self.bandwidth_limit > 0,
             "bandwidth_limit must be positive",

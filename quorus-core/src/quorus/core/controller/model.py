@@ -269,8 +269,9 @@ def _hide_secret_options(options: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class JobOptions:
-    """How a job's transfer runs: expected checksum (``sha256:HEX``) and size, the overwrite
-    policy, a bandwidth cap, and protocol options (``scheme.key`` → value, as ``-o`` takes)."""
+    """How a job's transfer runs: expected checksum (``sha256:HEX``) and size (or size
+    range), the overwrite policy, a bandwidth cap, protocol options (``scheme.key`` → value,
+    as ``-o`` takes), the destination's mode, whether to create directories, and streams."""
 
     checksum: str | None = None
     expected_size: int | None = None
@@ -279,6 +280,15 @@ class JobOptions:
     protocol_options: Mapping[str, str] = field(
         default_factory=dict, metadata={SHOWN_AS: _hide_secret_options}
     )
+    #: A size range the file must fall in (either bound may be absent).
+    size_min: int | None = None
+    size_max: int | None = None
+    #: The destination's file mode (e.g. ``0o640``); ``None``: the agent's default.
+    mode: int | None = None
+    #: Create missing destination directories (the default), or fail.
+    create_directories: bool = True
+    #: Parallel ranged streams to read a large source with; ``None``: the protocol's choice.
+    streams: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

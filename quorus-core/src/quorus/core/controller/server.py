@@ -82,7 +82,9 @@ def transfer_options(job: JobRecord) -> TransferOptions:
     return TransferOptions(
         checksum=digest, size=options.expected_size,
         overwrite=OverwritePolicy(options.overwrite), bandwidth_limit=bandwidth or None,
-        protocol_options=dict(options.protocol_options),
+        protocol_options=dict(options.protocol_options), size_min=options.size_min,
+        size_max=options.size_max, mode=options.mode,
+        create_directories=options.create_directories, streams=options.streams,
     )
 
 

@@ -55,6 +55,10 @@ def job_spec(execution: Execution, plan: Plan, binder: Binder, step_id: str) -> 
         overwrite="fail" if step.overwrite is False else "overwrite",
         bandwidth_mbps=step.bandwidth * 8 / 1_000_000 if step.bandwidth else None,
         protocol_options=flat_options(bound.protocol_options),
+        size_min=step.size_min, size_max=step.size_max,
+        mode=int(step.destination.permissions, 8) if step.destination.permissions else None,
+        create_directories=step.destination.create_directories is not False,
+        streams=step.streams,
     )
     spec = JobSpec(
         job_id=job_id_for(execution.execution_id, step_id), source=bound.source,

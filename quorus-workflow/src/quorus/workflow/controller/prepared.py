@@ -13,7 +13,7 @@ from typing import Any
 from quorus.core.errors import QuorusError
 from quorus.workflow.binding import Binder, RunContext
 from quorus.workflow.documents import DefinitionError, Document, Issue, load_text
-from quorus.workflow.model import TransferStep, WorkflowDefinition
+from quorus.workflow.model import WorkflowDefinition
 from quorus.workflow.planner import Plan
 from quorus.workflow.prepare import prepare as prepare_documents
 from quorus.workflow.triggers import trigger_problem
@@ -80,8 +80,6 @@ def prepare(files: Mapping[str, str], *, workflow: str | None, environment: str 
                               "quorus workflow run")
     refused = [f"{where}: {n.message}" for where, n in selected.all_notices()
                if n.level == "error"]
-    refused += [f"{step.step_id}: {problem}" for step in selected.steps
-                for problem in _not_carried(step)]
     if refused:
         raise SubmissionError("this workflow cannot run here: " + "; ".join(refused))
     if needs_triggers:
@@ -93,23 +91,6 @@ def prepare(files: Mapping[str, str], *, workflow: str | None, environment: str 
         if problems:
             raise SubmissionError("; ".join(problems))
     return Prepared(selected, planned, binder)
-
-
-def _not_carried(step: TransferStep) -> list[str]:
-    """What a local run honours but a job on an agent cannot carry yet: refused rather than
-    silently ignored."""
-    problems: list[str] = []
-    if step.destination.permissions:
-        problems.append("destination.permissions is not carried to agents yet (run it "
-                        "locally, or set the mode on the destination side)")
-    if step.destination.create_directories is False:
-        problems.append("destination.createDirectories: false is not carried to agents yet")
-    if step.size_min is not None or step.size_max is not None:
-        problems.append("validation.expectedSize min/max is not carried to agents yet; give "
-                        "the exact expectedSize or a checksum")
-    if step.streams is not None:
-        problems.append("streams is not carried to agents yet")
-    return problems
 
 
 def _definition_error(exc: DefinitionError) -> SubmissionError:
