@@ -1,0 +1,197 @@
+"""The ``/v1/tenants`` routes and quota enforcement on a real in-process controller: apply,
+list, tree, show, suspend (403 for submissions), delete, effective configuration, usage and
+reports; quota refusals as 429 with details; a storm of concurrent submissions that never gets
+past a quota."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from quorus.core.controller.model import JobState
+from quorus.core.controller.server import ControllerServer
+from quorus.core.testing.controller import TOKEN, running_controller
+from quorus.core.testing.fixtures import anyio_backend
+from quorus.tenant.routes import TenantExtension
+from quorus.tenant.state import TenantStateModule
+
+__all__ = ["anyio_backend"]  # the fixture runs every async test under asyncio and trio
+pytestmark = pytest.mark.anyio
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DATA = Path(__file__).parent / "data"
+
+
+def doc(name: str, parent: str | None = None, **quotas: Any) -> str:
+    written = "".join(f"\n      {k}: {v}" for k, v in quotas.items())
+    return (f"apiVersion: quorus.dev/v1\nkind: TenantConfiguration\nmetadata:\n  name: {name}\n"
+            f"spec:\n  hierarchy:\n    parent: {parent or 'null'}\n  resources:\n"
+            f"    quotas:{written or ' {}'}\n")
+
+
+@pytest.fixture
+async def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                     ) -> AsyncIterator[tuple[ControllerServer, httpx.AsyncClient]]:
+    from quorus.core.hooks import new_plugin_manager
+    from quorus.tenant import plugin
+
+    manager = new_plugin_manager(load_entry_points=False)
+    manager.register(plugin)
+    monkeypatch.setattr("quorus.core.hooks.plugin_manager", lambda: manager)
+    async with running_controller(tmp_path / "c", extensions=[TenantExtension()]) as server:
+        base = f"http://{server.settings.listen_http}"
+        async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as client:
+            yield server, client
+
+
+def module(server: ControllerServer) -> TenantStateModule:
+    found = server.state.modules["tenant"]
+    assert isinstance(found, TenantStateModule)
+    return found
+
+
+async def apply(client: httpx.AsyncClient, *docs: str) -> httpx.Response:
+    return await client.put("/v1/tenants", json={"yaml": "---\n".join(docs)})
+
+
+async def submit(client: httpx.AsyncClient, tenant: str, **extra: Any) -> httpx.Response:
+    return await client.post("/v1/jobs", json={"source": "/a", "destination": "/b",
+                                               "tenant": tenant, **extra})
+
+
+async def test_tenants_are_applied_listed_shown_and_deleted(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    server, client = controller
+    answer = await client.put("/v1/tenants", json={
+        "yaml": (DATA / "acme-corp.yaml").read_text() + "---\n"
+        + (DATA / "departments.yaml").read_text(), "file": "acme.yaml"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["applied"] == ["acme-corp", "acme-corp-finance", "acme-corp-hr",
+                                        "payroll-team"]
+    listed = (await client.get("/v1/tenants")).json()["tenants"]
+    assert [t["id"] for t in listed] == ["acme-corp", "acme-corp-finance", "acme-corp-hr",
+                                         "payroll-team"]
+    tree = (await client.get("/v1/tenants/tree")).json()["tree"]
+    assert [(n["id"], [c["id"] for c in n["children"]]) for n in tree] == [
+        ("acme-corp", ["acme-corp-finance", "acme-corp-hr"])]
+    assert tree[0]["children"][0]["children"][0]["id"] == "payroll-team"
+    shown = (await client.get("/v1/tenants/acme-corp-finance")).json()
+    assert shown["quotas"]["maxConcurrentTransfers"] == 10
+    assert shown["children"] == ["payroll-team"]
+    assert shown["namespaces"] == ["finance", "payroll"]
+    effective = (await client.get("/v1/tenants/acme-corp-finance/effective-config",
+                                  params={"namespace": "payroll"})).json()
+    values = {v["path"]: (v["value"], v["source"]) for v in effective["values"]}
+    assert values["defaults.retry.backoff"] == ("fixed", "namespace payroll")
+    assert values["defaults.retry.maxAttempts"] == (5, "tenant acme-corp-finance")
+    missing = await client.get("/v1/tenants/acme-corp/effective-config",
+                               params={"namespace": "nope"})
+    assert missing.status_code == 404
+    refused = await client.delete("/v1/tenants/acme-corp")
+    assert refused.status_code == 409
+    assert "has children (acme-corp-finance, acme-corp-hr)" in refused.json()["message"]
+    assert (await client.delete("/v1/tenants/payroll-team")).json()["status"] == "deleted"
+    assert (await client.get("/v1/tenants/payroll-team")).status_code == 404
+    assert "payroll-team" not in module(server).tenants
+
+
+async def test_invalid_configuration_is_a_400_with_every_problem_and_nothing_applied(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    server, client = controller
+    answer = await apply(client, doc("a", "c"), doc("b", "a"), doc("c", "b"),
+                         doc("d", "ghost"))
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error"] == "invalid-tenant-configuration"
+    assert body["problems"] == [
+        "tenant 'd': parent 'ghost' does not exist: apply the parent's TenantConfiguration "
+        "first or in the same file",
+        "tenants form a cycle: a → c → b → a: a tenant cannot be its own ancestor"]
+    assert module(server).tenants == {}
+
+
+async def test_quota_refusals_are_429_and_a_suspended_tenant_403(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    _, client = controller
+    assert (await apply(client, doc("company", maxConcurrentTransfers=1),
+                        doc("team", "company"))).status_code == 200
+    assert (await submit(client, "team")).status_code == 201
+    over = await submit(client, "team")
+    assert over.status_code == 429
+    body = over.json()
+    assert body["error"] == "quota-exceeded"
+    assert body["details"] == {"quota": "maxConcurrentTransfers", "limit": 1, "usage": 1,
+                               "tenant": "company"}
+    assert "tenant company runs 1 of its 1 concurrent transfers" in body["message"]
+    unknown = await submit(client, "ghost")
+    assert unknown.status_code == 403
+    assert "no tenant ghost: apply its TenantConfiguration" in unknown.json()["message"]
+    suspended = await client.post("/v1/tenants/company/suspend", json={"reason": "unpaid"})
+    assert suspended.json() == {"tenant": "company", "message": "", "status": "suspended"}
+    denied = await submit(client, "team")
+    assert denied.status_code == 403
+    assert denied.json()["error"] == "admission-denied"
+    assert "tenant team belongs to company, which is suspended" in denied.json()["message"]
+    assert (await client.post("/v1/tenants/company/activate")).json()["status"] == "active"
+    assert (await submit(client, "default")).status_code == 201
+    usage = (await client.get("/v1/tenants/company/usage", params={"period": "month"})).json()
+    assert usage["usage"]["submitted"] == 1 and usage["running"] == 1
+    assert usage["period"] == time.strftime("%Y-%m", time.gmtime())
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    report = await client.get("/v1/tenants/company/report",
+                              params={"from": today, "to": today, "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert [(r["tenant"], r["submitted"]) for r in rows] == [("company", "1"), ("team", "1")]
+    backwards = await client.get("/v1/tenants/company/report",
+                                 params={"from": today, "to": "2000-01-01"})
+    assert backwards.status_code == 400
+
+
+async def test_a_submission_storm_never_gets_past_a_quota(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    server, client = controller
+    assert (await apply(client, doc("storm", maxConcurrentTransfers=5,
+                                    maxDailyTransfers=50))).status_code == 200
+    outcomes: dict[int, int] = {}
+    reasons: dict[str, int] = {}
+
+    async def storm(tasks: int, each: int) -> None:
+        async def one_task() -> None:
+            for _ in range(each):
+                answer = await submit(client, "storm")
+                outcomes[answer.status_code] = outcomes.get(answer.status_code, 0) + 1
+                if answer.status_code == 429:
+                    quota = answer.json()["details"]["quota"]
+                    reasons[quota] = reasons.get(quota, 0) + 1
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(tasks):
+                tg.start_soon(one_task)
+
+    await storm(20, 10)
+    assert outcomes == {201: 5, 429: 195}
+    assert reasons == {"maxConcurrentTransfers": 195}
+    # Room for every job at once: the daily quota bounds the rest.
+    assert (await apply(client, doc("storm", maxConcurrentTransfers=500,
+                                    maxDailyTransfers=50))).status_code == 200
+    outcomes.clear()
+    reasons.clear()
+    await storm(20, 10)
+    assert outcomes == {201: 45, 429: 155}
+    assert reasons == {"maxDailyTransfers": 155}
+    jobs = [j for j in server.state.jobs.values() if j.tenant == "storm"]
+    assert len(jobs) == 50 and all(j.state is JobState.QUEUED for j in jobs)
+    ledger = module(server).ledger
+    assert ledger.running == {"storm": 50}
+    assert ledger.usage("storm", time.strftime("%Y-%m-%d", time.gmtime())).submitted == 50

@@ -1,0 +1,323 @@
+"""The ``tenant`` state module inside a real ``ControllerState``: tenant commands, quota
+admission for each quota and up the hierarchy, reservations released when jobs end, suspended
+and unknown tenants, dedicated agents, deletion rules, snapshot and restore."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from quorus.core.controller import (
+    AgentCapabilities,
+    Applied,
+    AssignJob,
+    CancelJob,
+    CompleteAttempt,
+    ControllerState,
+    FailAttempt,
+    RegisterAgent,
+    Rejected,
+    SubmitJob,
+)
+from quorus.core.controller.model import JobOptions, JobState
+from quorus.core.controller.results import RejectCode
+from quorus.core.controller.scheduler import schedule
+from quorus.tenant.commands import (
+    ActivateTenant,
+    ApplyTenants,
+    DeleteTenant,
+    SuspendTenant,
+    TenantResult,
+)
+from quorus.tenant.model import TenantStatus
+from quorus.tenant.state import TenantStateModule
+
+DAY = 86400.0
+T0 = 20_000 * DAY  # 2024-10-04 00:00 UTC
+SHA = "0" * 64
+CAPS = AgentCapabilities(protocols=("file",), max_concurrent=100)
+
+
+def doc(name: str, parent: str | None = None, *, strategy: str = "shared",
+        namespace: str | None = None, **quotas: Any) -> str:
+    written = "".join(f"\n      {k}: {v}" for k, v in quotas.items())
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    return (f"apiVersion: quorus.dev/v1\nkind: TenantConfiguration\nmetadata:\n"
+            f"  name: {name}{ns}\nspec:\n  hierarchy:\n    parent: {parent or 'null'}\n"
+            f"  resources:\n    allocation:\n      strategy: {strategy}\n"
+            f"    quotas:{written or ' {}'}\n")
+
+
+class Fleet:
+    """A controller state with the tenant module, driven command by command."""
+
+    def __init__(self) -> None:
+        self.module = TenantStateModule()
+        self.state = ControllerState([self.module])
+        self.index = itertools.count(1)
+        self.ids = itertools.count(1)
+
+    def run(self, command: Any) -> Any:
+        return self.state.apply(next(self.index), command.encode())
+
+    def tenants(self, *docs: str, at: float = T0) -> TenantResult:
+        applied = self.run(ApplyTenants(at, "---\n".join(docs)))
+        assert isinstance(applied, Applied)
+        assert isinstance(applied.value, TenantResult)
+        return applied.value
+
+    def submit(self, tenant: str = "default", *, at: float = T0, namespace: str = "default",
+               job_id: str | None = None, **options: Any) -> Applied | Rejected:
+        job_id = job_id or f"j{next(self.ids)}"
+        result = self.run(SubmitJob.new("/src", f"/dst/{job_id}", job_id=job_id, at=at,
+                                        tenant=tenant, namespace=namespace,
+                                        options=JobOptions(**options)))
+        assert isinstance(result, Applied | Rejected)
+        return result
+
+    def agent(self, agent_id: str, tenant: str = "default") -> None:
+        assert isinstance(self.run(RegisterAgent(agent_id, T0, capabilities=CAPS,
+                                                 tenant=tenant)), Applied)
+
+    def complete(self, job_id: str, written: int, *, at: float = T0) -> None:
+        assert isinstance(self.run(AssignJob(job_id, "a1", 1, at)), Applied)
+        assert isinstance(self.run(CompleteAttempt(job_id, "a1", 1, at, written, SHA)), Applied)
+
+
+def refused(result: Applied | Rejected) -> Rejected:
+    assert isinstance(result, Rejected), result
+    return result
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    return Fleet()
+
+
+def test_without_tenants_nothing_is_refused_but_usage_is_recorded(fleet: Fleet) -> None:
+    for n in range(20):
+        assert isinstance(fleet.submit("anyone", namespace=f"ns{n}"), Applied)
+    assert fleet.module.ledger.running == {"anyone": 20}
+    assert fleet.module.ledger.usage("anyone", "2024-10-04").submitted == 20
+
+
+def test_concurrent_transfers_roll_up_and_are_released_on_every_end(fleet: Fleet) -> None:
+    fleet.agent("a1")
+    fleet.tenants(doc("company", maxConcurrentTransfers=3), doc("team-a", "company"),
+                  doc("team-b", "company", maxConcurrentTransfers=2))
+    assert isinstance(fleet.submit("team-a", job_id="a1j"), Applied)
+    assert isinstance(fleet.submit("team-b", job_id="b1j"), Applied)
+    assert isinstance(fleet.submit("team-b", job_id="b2j"), Applied)
+    # team-b is full by its own quota; team-a by the company's (3 jobs below it).
+    own = refused(fleet.submit("team-b"))
+    assert own.code is RejectCode.QUOTA_EXCEEDED
+    assert own.details == {"quota": "maxConcurrentTransfers", "limit": 2, "usage": 2,
+                           "tenant": "team-b"}
+    rolled = refused(fleet.submit("team-a"))
+    assert rolled.details == {"quota": "maxConcurrentTransfers", "limit": 3, "usage": 3,
+                              "tenant": "company"}
+    assert "tenant company runs 3 of its 3 concurrent transfers" in rolled.message
+    # Completing, failing for good and cancelling each free one slot.
+    fleet.complete("a1j", 10)
+    assert isinstance(fleet.submit("team-a", job_id="a2j"), Applied)
+    assert isinstance(fleet.run(AssignJob("b1j", "a1", 1, T0)), Applied)
+    assert isinstance(fleet.run(FailAttempt("b1j", "a1", 1, T0, "disk full", False)), Applied)
+    assert fleet.state.job("b1j").state is JobState.FAILED  # type: ignore[union-attr]
+    assert isinstance(fleet.submit("team-b", job_id="b3j"), Applied)
+    assert isinstance(fleet.run(CancelJob("b2j", T0)), Applied)
+    assert fleet.module.ledger.running == {"company": 2, "team-a": 1, "team-b": 1}
+    day = fleet.module.ledger.usage("company", "2024-10-04")
+    assert (day.submitted, day.completed, day.failed, day.cancelled, day.bytes) == (5, 1, 1, 1,
+                                                                                   10)
+
+
+def test_a_retryable_failure_keeps_the_slot(fleet: Fleet) -> None:
+    fleet.agent("a1")
+    fleet.tenants(doc("t", maxConcurrentTransfers=1))
+    assert isinstance(fleet.submit("t", job_id="x"), Applied)
+    assert isinstance(fleet.run(AssignJob("x", "a1", 1, T0)), Applied)
+    assert isinstance(fleet.run(FailAttempt("x", "a1", 1, T0, "timeout", True)), Applied)
+    assert fleet.state.job("x").state is JobState.QUEUED  # type: ignore[union-attr]
+    assert refused(fleet.submit("t")).details["quota"] == "maxConcurrentTransfers"
+
+
+def test_daily_transfers_count_per_utc_day(fleet: Fleet) -> None:
+    fleet.tenants(doc("t", maxDailyTransfers=2))
+    late = T0 + DAY - 1
+    assert isinstance(fleet.submit("t", at=T0), Applied)
+    cancelled = fleet.submit("t", at=late)
+    assert isinstance(cancelled, Applied)
+    fleet.run(CancelJob(cancelled.jobs[0].id, late))  # a cancelled job still counts
+    day = refused(fleet.submit("t", at=late))
+    assert day.details == {"quota": "maxDailyTransfers", "limit": 2, "usage": 2, "tenant": "t"}
+    assert "on 2024-10-04 (UTC)" in day.message
+    assert isinstance(fleet.submit("t", at=T0 + DAY), Applied)
+
+
+def test_monthly_data_reserves_expected_sizes_and_counts_actual_bytes(fleet: Fleet) -> None:
+    fleet.agent("a1")
+    fleet.tenants(doc("t", maxMonthlyDataTransfer=1000))
+    assert isinstance(fleet.submit("t", job_id="big", expected_size=600), Applied)
+    over = refused(fleet.submit("t", expected_size=500))
+    assert over.details == {"quota": "maxMonthlyDataTransfer", "limit": 1000, "usage": 600,
+                            "tenant": "t"}
+    assert isinstance(fleet.submit("t", job_id="small", expected_size=400), Applied)
+    # Spent (by reservations): even a job of unknown size is refused now.
+    assert refused(fleet.submit("t")).details["usage"] == 1000
+    assert isinstance(fleet.run(CancelJob("big", T0)), Applied)
+    assert isinstance(fleet.submit("t", job_id="unknown"), Applied)
+    fleet.complete("unknown", 550)
+    assert fleet.module.ledger.usage("t", "2024-10").bytes == 550
+    assert refused(fleet.submit("t", expected_size=100)).details["usage"] == 950
+    # A new month starts afresh (the open reservation still counts).
+    assert isinstance(fleet.submit("t", at=T0 + 31 * DAY, expected_size=600), Applied)
+
+
+def test_file_size_is_checked_at_admission_or_recorded_at_completion(fleet: Fleet) -> None:
+    fleet.agent("a1")
+    fleet.tenants(doc("company", maxFileSize=100), doc("team", "company"))
+    big = refused(fleet.submit("team", expected_size=101))
+    assert big.details == {"quota": "maxFileSize", "limit": 100, "usage": 101,
+                           "tenant": "company"}
+    assert isinstance(fleet.submit("team", job_id="blind"), Applied)
+    fleet.complete("blind", 150)
+    assert fleet.module.ledger.usage("company", "2024-10-04").oversize == 1
+    assert fleet.module.ledger.usage("team", "2024-10-04").oversize == 0
+
+
+def test_bandwidth_must_be_asked_within_the_limit(fleet: Fleet) -> None:
+    fleet.tenants(doc("company", maxBandwidthMbps=100), doc("team", "company",
+                                                            maxBandwidthMbps=50))
+    none = refused(fleet.submit("team"))
+    assert none.details == {"quota": "maxBandwidthMbps", "limit": 50, "usage": None,
+                            "tenant": "team"}
+    assert "asks for no bandwidth limit" in none.message
+    assert refused(fleet.submit("team", bandwidth_mbps=80)).details["limit"] == 50
+    accepted = fleet.submit("team", bandwidth_mbps=50)
+    assert isinstance(accepted, Applied)
+    assert accepted.jobs[0].options.bandwidth_mbps == 50  # what the agent is told
+    assert refused(fleet.submit("company", bandwidth_mbps=120)).details["tenant"] == "company"
+
+
+def test_storage_usage_counts_every_byte_written(fleet: Fleet) -> None:
+    fleet.agent("a1")
+    fleet.tenants(doc("t", maxStorageUsage=100))
+    assert isinstance(fleet.submit("t", job_id="one"), Applied)
+    fleet.complete("one", 100)
+    stored = refused(fleet.submit("t", at=T0 + 40 * DAY))
+    assert stored.details == {"quota": "maxStorageUsage", "limit": 100, "usage": 100,
+                              "tenant": "t"}
+
+
+def test_suspended_unknown_tenants_and_namespaces_are_denied(fleet: Fleet) -> None:
+    fleet.tenants(doc("company"), doc("team", "company", namespace="ops"))
+    assert isinstance(fleet.submit("team", namespace="ops"), Applied)
+    assert isinstance(fleet.submit("default"), Applied)  # the default tenant stays open
+    unknown = refused(fleet.submit("ghost"))
+    assert unknown.code is RejectCode.ADMISSION_DENIED
+    assert unknown.message == ("no tenant ghost: apply its TenantConfiguration "
+                               "(quorus tenant apply FILE)")
+    namespace = refused(fleet.submit("team", namespace="elsewhere"))
+    assert "tenant team has no namespace elsewhere (it has default, ops)" in namespace.message
+    fleet.run(SuspendTenant("company", T0))
+    suspended = refused(fleet.submit("team"))
+    assert suspended.code is RejectCode.ADMISSION_DENIED
+    assert suspended.message == ("tenant team belongs to company, which is suspended: "
+                                 "activate it to submit jobs")
+    fleet.run(ActivateTenant("company", T0))
+    assert isinstance(fleet.submit("team"), Applied)
+
+
+def test_refusals_change_nothing(fleet: Fleet) -> None:
+    fleet.tenants(doc("t", maxConcurrentTransfers=1))
+    assert isinstance(fleet.submit("t", job_id="first"), Applied)
+    before = fleet.module.snapshot()
+    refused(fleet.submit("t", job_id="second"))
+    assert fleet.state.job("second") is None
+    assert fleet.module.snapshot() == before
+    assert fleet.module.ledger.running == {"t": 1}
+    # Resubmitting the admitted job is the core's duplicate, not a second reservation.
+    again = fleet.submit("t", job_id="first")
+    assert isinstance(again, Applied) and again.duplicate
+    assert fleet.module.ledger.running == {"t": 1}
+
+
+def test_dedicated_and_hybrid_allocation_bind_placement(fleet: Fleet) -> None:
+    fleet.tenants(doc("company"), doc("finance", "company", strategy="dedicated"),
+                  doc("payroll", "finance"), doc("hr", "company", strategy="hybrid"))
+    fleet.agent("shared")
+    fleet.agent("fin-agent", tenant="finance")
+    fleet.agent("hr-agent", tenant="hr")
+    for tenant in ("payroll", "finance", "hr", "company"):
+        assert isinstance(fleet.submit(tenant, job_id=f"{tenant}-job"), Applied)
+    placed = {a.job_id: a.agent_id for a in schedule(fleet.state).assignments}
+    assert placed["payroll-job"] == "fin-agent"
+    assert placed["finance-job"] == "fin-agent"
+    assert placed["hr-job"] in ("shared", "hr-agent")
+    assert placed["company-job"] == "shared"
+    refusal = refused(fleet.run(AssignJob("finance-job", "shared", 1, T0)))
+    assert refusal.code is RejectCode.ADMISSION_DENIED
+    assert "tenant finance runs only on agents registered with it" in refusal.message
+    other = refused(fleet.run(AssignJob("company-job", "hr-agent", 1, T0)))
+    assert "dedicated to tenant hr" in other.message
+    assert isinstance(fleet.run(AssignJob("hr-job", "shared", 1, T0)), Applied)
+
+
+def test_delete_is_refused_with_children_or_unfinished_jobs(fleet: Fleet) -> None:
+    fleet.tenants(doc("company"), doc("team", "company"))
+    assert isinstance(fleet.submit("team", job_id="open"), Applied)
+    children = fleet.run(DeleteTenant("company", T0)).value
+    assert children == TenantResult(False, "tenant company has children (team): delete "
+                                    "them first")
+    busy = fleet.run(DeleteTenant("team", T0)).value
+    assert not busy.ok and "tenant team has 1 unfinished jobs" in busy.message
+    fleet.run(CancelJob("open", T0))
+    assert fleet.run(DeleteTenant("team", T0)).value.ok
+    assert fleet.run(DeleteTenant("company", T0)).value.ok
+    assert fleet.module.tenants == {}
+    assert not fleet.run(DeleteTenant("company", T0)).value.ok
+
+
+def test_apply_is_checked_again_when_applied(fleet: Fleet) -> None:
+    result = fleet.tenants(doc("team", "company"))
+    assert not result.ok and "parent 'company' does not exist" in result.message
+    assert fleet.module.tenants == {}
+    assert fleet.tenants(doc("company"), doc("team", "company"), at=T0 + 5).tenants == (
+        "company", "team")
+    assert fleet.module.tenant("team").updated_at == T0 + 5  # type: ignore[union-attr]
+    fleet.run(SuspendTenant("team", T0 + 6, "audit"))
+    fleet.tenants(doc("team", "company", maxDailyTransfers=3))
+    assert fleet.module.tenant("team").status is TenantStatus.SUSPENDED  # type: ignore[union-attr]
+
+
+def test_snapshot_and_restore_are_exact(fleet: Fleet) -> None:
+    fleet.agent("a1")
+    fleet.tenants(doc("company", maxConcurrentTransfers=4, maxMonthlyDataTransfer=10_000),
+                  doc("team", "company", namespace="ops", strategy="hybrid"))
+    fleet.submit("team", job_id="done", expected_size=10)
+    fleet.complete("done", 10)
+    fleet.submit("team", job_id="held", expected_size=300, namespace="ops")
+    fleet.submit("company", job_id="other", at=T0 + DAY)
+    fleet.run(SuspendTenant("team", T0 + DAY))
+    snapshot = fleet.state.snapshot()
+    copy = Fleet()
+    copy.state.restore(snapshot, fleet.state.applied_index)
+    assert copy.state.snapshot() == snapshot
+    assert copy.module.tenants == fleet.module.tenants
+    assert copy.module.ledger.running == fleet.module.ledger.running
+    assert copy.module.ledger.reserved == fleet.module.ledger.reserved == {"company": 300,
+                                                                             "team": 300}
+    # Both decide the same from here on.
+    for replica in (fleet, copy):
+        replica.index = itertools.count(100)
+        assert refused(replica.submit("team")).code is RejectCode.ADMISSION_DENIED
+        replica.run(ActivateTenant("team", T0 + DAY))
+        assert isinstance(replica.submit("team", job_id="x1"), Applied)
+        assert isinstance(replica.submit("team", job_id="x2"), Applied)
+        assert refused(replica.submit("team", job_id="x3")).details == {
+            "quota": "maxConcurrentTransfers", "limit": 4, "usage": 4, "tenant": "company"}
+    assert copy.state.snapshot() == fleet.state.snapshot()
+    empty = TenantStateModule()
+    empty.restore(None)
+    assert empty.tenants == {} and empty.ledger.open == {}
