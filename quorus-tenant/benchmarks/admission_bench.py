@@ -74,7 +74,7 @@ async def rest_round(with_tenants: bool, jobs: int, concurrency: int) -> float:
     """Jobs per second submitted over REST to a fresh controller."""
     manager = new_plugin_manager(load_entry_points=False)
     manager.register(Modules(with_tenants))
-    quorus.core.hooks.plugin_manager = lambda: manager  # type: ignore[assignment]
+    quorus.core.hooks.plugin_manager = lambda: manager
     extensions = [TenantExtension()] if with_tenants else []
     body: dict[str, Any] = {"source": "/data/in", "destination": "/data/out"}
     if with_tenants:
