@@ -356,20 +356,24 @@ class ControllerServer:
         if not self.extensions or self._task_group is None:
             return
         self._lead_scope = scope = anyio.CancelScope()
-        for extension in self.extensions:
-            self._task_group.start_soon(self._lead_extension, extension, scope)
+        self._task_group.start_soon(self._lead_extensions, scope)
 
-    async def _lead_extension(self, extension: ControllerExtension,
-                              scope: anyio.CancelScope) -> None:
+    async def _lead_extensions(self, scope: anyio.CancelScope) -> None:
+        # One scope, entered once (trio allows no more), over a task per extension.
         with scope:
-            while True:
-                try:
-                    await extension.lead(self)
-                    return
-                except Exception:
-                    log.exception("extension %s failed while leading; restarting it in %.3g s",
-                                  extension.name, EXTENSION_RESTART_DELAY)
-                await anyio.sleep(EXTENSION_RESTART_DELAY)
+            async with anyio.create_task_group() as tg:
+                for extension in self.extensions:
+                    tg.start_soon(self._lead_extension, extension)
+
+    async def _lead_extension(self, extension: ControllerExtension) -> None:
+        while True:
+            try:
+                await extension.lead(self)
+                return
+            except Exception:
+                log.exception("extension %s failed while leading; restarting it in %.3g s",
+                              extension.name, EXTENSION_RESTART_DELAY)
+            await anyio.sleep(EXTENSION_RESTART_DELAY)
 
     async def _schedule_loop(self) -> None:
         while True:
