@@ -60,8 +60,10 @@ class AdmittingModule(Protocol):
     - ``admit`` is called before a built-in command is applied and may refuse it with a
       :class:`~quorus.core.controller.results.Rejected` (``quota-exceeded`` or
       ``admission-denied``; nothing is applied then);
-    - ``observe`` is called after a built-in command was applied, with its result (the jobs and
-      agents it changed), to keep the module's own records in step (usage, reservations);
+    - ``observe`` is called after any command was applied — a built-in one with its result
+      (the jobs and agents it changed), a module's with ``Applied.value`` holding what the
+      module returned — to keep the module's own records in step (usage, reservations, an
+      audit trail);
     - ``may_place`` says why ``agent`` may not take ``job`` (or ``None`` if it may); the
       scheduler and the ``AssignJob`` command both honour it.
     """
@@ -140,7 +142,10 @@ class ControllerState:
         module = self._module_of.get(command.NAME)
         if module is not None:
             value = module.apply(command, index, self)
-            return Applied(command.NAME, index, value=value)
+            applied = Applied(command.NAME, index, value=value)
+            for observe in self._observe:
+                observe(command, applied, index, self)
+            return applied
         for admit in self._admit:
             refusal = admit(command, index, self)
             if refusal is not None:
