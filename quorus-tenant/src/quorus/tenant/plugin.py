@@ -15,20 +15,23 @@ from quorus.core.hooks import hookimpl
 
 @hookimpl
 def quorus_controller_state_modules() -> Sequence[Any]:
+    from quorus.tenant.access.state import AccessStateModule
     from quorus.tenant.state import TenantStateModule
 
-    return [TenantStateModule()]
+    return [TenantStateModule(), AccessStateModule()]
 
 
 @hookimpl
 def quorus_controller_extensions() -> Sequence[Any]:
+    from quorus.tenant.access.extension import AccessExtension
     from quorus.tenant.routes import TenantExtension
 
-    return [TenantExtension()]
+    return [TenantExtension(), AccessExtension()]
 
 
 @hookimpl
 def quorus_cli_commands() -> Sequence[Any]:
+    from quorus.tenant.access.cli import principal
     from quorus.tenant.cli import tenant
 
-    return [tenant]
+    return [tenant, principal]
