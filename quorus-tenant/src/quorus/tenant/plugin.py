@@ -16,22 +16,25 @@ from quorus.core.hooks import hookimpl
 @hookimpl
 def quorus_controller_state_modules() -> Sequence[Any]:
     from quorus.tenant.access.state import AccessStateModule
+    from quorus.tenant.auditlog.state import AuditStateModule
     from quorus.tenant.state import TenantStateModule
 
-    return [TenantStateModule(), AccessStateModule()]
+    return [TenantStateModule(), AccessStateModule(), AuditStateModule()]
 
 
 @hookimpl
 def quorus_controller_extensions() -> Sequence[Any]:
     from quorus.tenant.access.extension import AccessExtension
+    from quorus.tenant.auditlog.extension import AuditExtension
     from quorus.tenant.routes import TenantExtension
 
-    return [TenantExtension(), AccessExtension()]
+    return [TenantExtension(), AccessExtension(), AuditExtension()]
 
 
 @hookimpl
 def quorus_cli_commands() -> Sequence[Any]:
     from quorus.tenant.access.cli import principal
+    from quorus.tenant.auditlog.cli import audit
     from quorus.tenant.cli import tenant
 
-    return [tenant, principal]
+    return [tenant, principal, audit]
