@@ -25,12 +25,13 @@ DATA = Path(__file__).parent / "data"
 
 
 def test_the_plugin_contributes_module_extension_and_commands() -> None:
-    (module,) = plugin.quorus_controller_state_modules()
-    (extension,) = plugin.quorus_controller_extensions()
-    (command,) = plugin.quorus_cli_commands()
-    assert isinstance(module, TenantStateModule) and module.name == "tenant"
-    assert isinstance(extension, TenantExtension)
-    assert command is tenant
+    # The package contributes further modules (access, audit) beside these.
+    modules = [m for m in plugin.quorus_controller_state_modules()
+               if isinstance(m, TenantStateModule)]
+    extensions = [e for e in plugin.quorus_controller_extensions()
+                  if isinstance(e, TenantExtension)]
+    assert [m.name for m in modules] == ["tenant"] and len(extensions) == 1
+    assert tenant in plugin.quorus_cli_commands()
     assert sorted(tenant.commands) == ["activate", "apply", "delete", "effective-config",
                                        "list", "report", "show", "suspend", "tree", "usage"]
 
