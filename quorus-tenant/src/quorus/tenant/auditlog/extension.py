@@ -12,6 +12,11 @@ normally at most a flush interval late: a batch whose proposal failed is queued 
 then be written twice) and written when this controller's leader task next runs. A controller
 that does not lead (a follower serving a read with ``consistent=false``) records none. The
 queue is bounded; the count of decisions dropped from it is written with the next batch.
+
+The controller asks its extensions in turn and stops at the first objection, so a denial by an
+extension asked before this one never reaches it: installed extensions are asked in name order
+(``access`` before ``audit``), and only the denials of those after it, and every allowed
+decision, are recorded until the controller tells extensions every verdict it reaches.
 """
 
 from __future__ import annotations
