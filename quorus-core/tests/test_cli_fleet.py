@@ -315,7 +315,9 @@ def test_submit_passes_the_api_options(fleet: Fleet) -> None:
     assert job["priority"] == 7
     assert job["options"] == {"checksum": f"sha256:{sha}", "expected_size": 20000,
                               "overwrite": "overwrite", "bandwidth_mbps": 80.0,
-                              "protocol_options": {"file.chunk_size": "4096"}}
+                              "protocol_options": {"file.chunk_size": "4096"},
+                              "size_min": None, "size_max": None, "mode": None,
+                              "create_directories": True, "streams": None}
     assert job["placement"]["affinity"] == [
         {"key": "team", "operator": "=", "value": "blue"}]
     assert job["placement"]["anti_affinity"] == [

@@ -59,18 +59,23 @@ def test_a_full_queue_drops_the_oldest_and_counts_them() -> None:
 
 
 class Runtime:
-    """The controller's authorization: every authorizer in turn, the first objection wins."""
+    """The controller's authorization: every authorizer in turn, the first objection wins;
+    then every observer is told the verdict."""
 
     def __init__(self) -> None:
         self.authorizers: list[Any] = []
+        self.observers: list[Any] = []
 
     def authorization(self, principal: Principal, action: str, tenant: str | None,
                       namespace: str | None) -> str | None:
+        verdict: str | None = None
         for authorize in self.authorizers:
-            reason: str | None = authorize(principal, action, tenant, namespace)
-            if reason is not None:
-                return reason
-        return None
+            verdict = authorize(principal, action, tenant, namespace)
+            if verdict is not None:
+                break
+        for observe in self.observers:
+            observe(principal, action, tenant, namespace, verdict)
+        return verdict
 
 
 class Service:
@@ -101,12 +106,13 @@ def deny_beta(principal: Principal, action: str, tenant: str | None,
 def wired() -> tuple[AuditExtension, Runtime]:
     extension = AuditExtension(clock=lambda: 42.0)
     runtime = Runtime()
-    runtime.authorizers = [extension.authorize, deny_beta]
+    runtime.authorizers = [deny_beta]
+    runtime.observers = [extension.authorized]
     extension.routes(Service(runtime))  # type: ignore[arg-type]
     return extension, runtime
 
 
-def test_authorize_records_the_verdict_of_the_others_only_while_leading() -> None:
+def test_every_verdict_is_recorded_only_while_leading() -> None:
     extension, runtime = wired()
     assert runtime.authorization(ALICE, "jobs.read", "acme", None) is None
     assert len(extension.queue) == 0  # not leading: nothing recorded

@@ -41,7 +41,7 @@ class Leadership(Protocol):
 class ControllerExtension(Protocol):
     """A contribution to a controller process. ``name`` appears in logs.
 
-    Two methods are optional (a tenancy package offers them):
+    Three methods are optional (a tenancy package offers them):
 
     - ``authenticator(service) -> Authenticator | None``: principals of its own (API tokens of
       users and service accounts), tried after the controller's token;
@@ -50,7 +50,9 @@ class ControllerExtension(Protocol):
       ``agents.drain``, ``cluster.read``, ``cluster.admin``, ``metrics.read``, and whatever
       its own routes ask through ``service.authorize``) in ``tenant``/``namespace``, or
       ``None``. The REST API asks on every endpoint (403 with the reason) and filters lists to
-      what the principal may read.
+      what the principal may read;
+    - ``authorized(principal, action, tenant, namespace, reason) -> None``: told every final
+      verdict (``reason`` ``None`` when allowed), e.g. to keep an audit trail of decisions.
     """
 
     name: str

@@ -141,10 +141,14 @@ class ControllerServer:
             if found is not None:
                 self._authenticators.append(found)
         self._authorizers: list[Callable[..., str | None]] = []
+        self._verdict_observers: list[Callable[..., None]] = []
         for extension in self.extensions:
             authorize = getattr(extension, "authorize", None)
             if callable(authorize):
                 self._authorizers.append(authorize)
+            authorized = getattr(extension, "authorized", None)
+            if callable(authorized):
+                self._verdict_observers.append(authorized)
         self._changed = anyio.Event()
         self._lead_scope: anyio.CancelScope | None = None
         self._task_group: TaskGroup | None = None
@@ -207,11 +211,14 @@ class ControllerServer:
                       namespace: str | None) -> str | None:
         """Why ``principal`` may not do ``action`` (the first extension to object), or
         ``None``."""
+        verdict: str | None = None
         for authorize in self._authorizers:
-            reason: str | None = authorize(principal, action, tenant, namespace)
-            if reason is not None:
-                return reason
-        return None
+            verdict = authorize(principal, action, tenant, namespace)
+            if verdict is not None:
+                break
+        for observe in self._verdict_observers:  # an audit trail records every verdict
+            observe(principal, action, tenant, namespace, verdict)
+        return verdict
 
     def authenticate_hello(self, hello: Hello) -> bool:
         return (hello.auth_method == self.authenticator.method

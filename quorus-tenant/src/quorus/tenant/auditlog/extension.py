@@ -21,7 +21,6 @@ decision, are recorded until the controller tells extensions every verdict it re
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import logging
 import time
@@ -52,7 +51,6 @@ EXPORT_CHUNK = 256
 Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
 # Set while this extension asks the others for their verdict, so that its own authorize,
 # called again by that question, neither recurses nor records twice.
-_asking: contextvars.ContextVar[bool] = contextvars.ContextVar("audit_asking", default=False)
 
 
 def parse_time(text: str | None, name: str) -> float | None:
@@ -158,32 +156,22 @@ class AuditExtension:
         self.flush_interval = flush_interval
         self.prune_interval = prune_interval
         self.queue = DecisionQueue(capacity)
-        self._verdict: Callable[[Principal, str, str | None, str | None], str | None] | None = \
-            None
         self._leading = False
 
     def routes(self, service: ControllerService) -> Any:
-        self._verdict = service.runtime.authorization
         return audit_router(service)
 
-    def authorize(self, principal: Principal, action: str, tenant: str | None,
-                  namespace: str | None) -> str | None:
-        """Record the decision the other extensions make; never objects itself."""
-        if _asking.get() or not self._leading or self._verdict is None:
-            return None
-        token = _asking.set(True)
-        try:
-            reason = self._verdict(principal, action, tenant, namespace)
-        finally:
-            _asking.reset(token)
-        self.queue.add(AuditDecision(principal.name, action, tenant, namespace,
-                                     reason is None, reason or "", self.clock()))
-        return None
+    def authorized(self, principal: Principal, action: str, tenant: str | None,
+                   namespace: str | None, reason: str | None) -> None:
+        """Queue the controller's final verdict on a request (only while this controller
+        leads: the leader records what it served)."""
+        if self._leading:
+            self.queue.add(AuditDecision(principal.name, action, tenant, namespace,
+                                         reason is None, reason or "", self.clock()))
 
     async def lead(self, leadership: Any) -> None:
         """Write the queued decisions every flush interval; prune for retention when leading
         starts and every prune interval after."""
-        self._verdict = leadership.service.runtime.authorization
         self._leading = True
         try:
             next_prune = 0.0
