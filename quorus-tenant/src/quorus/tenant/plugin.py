@@ -1,5 +1,8 @@
-"""The tenant package's contributions to Quorus's hooks: the ``quorus tenant`` commands and,
-on controllers, the ``tenant`` state module and the ``/v1/tenants`` routes.
+"""The tenant package's contributions to Quorus's hooks: the ``quorus tenant``, ``quorus
+principal`` and ``quorus audit`` commands and, on controllers, the ``tenant``, ``access`` and
+``audit`` state modules with their extensions (``/v1/tenants``, ``/v1/principals`` and
+``/v1/audit`` routes, API-token authentication, authorization of every endpoint, and the
+record of every decision).
 
 Every Quorus process loads this module once the package is installed, so it imports nothing
 of the package until a hook is called.
