@@ -47,6 +47,7 @@ from quorus.tenant.model import (
     tenant_from_plain,
     tenant_to_plain,
 )
+from quorus.tenant.paths import StoragePathError, location_inside
 from quorus.tenant.quotas import QuotaLedger
 
 SNAPSHOT_FORMAT = 1
@@ -167,6 +168,9 @@ class TenantStateModule:
                                f"TenantConfiguration whose metadata.tenant is {tenant.id}")
         if not chain:
             return None
+        outside = self.storage_problem(chain, command)
+        if outside is not None:
+            return _denied(command, index, outside)
         quotas: list[tuple[str, Quotas]] = [(t, self.tenants[t].quotas) for t in chain]
         refused = self.ledger.refusal(quotas, command.at, command.options.expected_size,
                                       command.options.bandwidth_mbps)
@@ -175,6 +179,34 @@ class TenantStateModule:
         return Rejected(command.NAME, index, RejectCode.QUOTA_EXCEEDED,
                         f"quota {refused.quota} exceeded: {refused.message}",
                         refused.details())
+
+    def storage_problem(self, chain: tuple[str, ...], command: SubmitJob) -> str | None:
+        """Why the job's destination (or local source) is outside its tenant's storage: the
+        tenant's ``allowedDestinations``, else its nearest ancestor's. Traversal (``..``,
+        encoded or not) is refused outright. A chain that names no storage is not restricted
+        yet (the design's default root, ``/data/tenants/<id>``, comes with the agent-side
+        check)."""
+        roots: tuple[str, ...] = ()
+        for tenant_id in chain:
+            roots = self.tenants[tenant_id].allowed_destinations
+            if roots:
+                break
+        tenant = chain[0]
+        if not roots:
+            return None
+        patterns = _patterns(roots)
+        places = [("destination", command.destination, command.destination_display)]
+        if command.source_scheme == "file":
+            places.append(("source", command.source, command.source_display))
+        for what, location, shown in places:
+            try:
+                inside = location_inside(location, patterns)
+            except StoragePathError as exc:
+                return f"{what} {shown} is refused: {exc}"
+            if not inside:
+                return (f"{what} {shown} is outside the storage of tenant {tenant} "
+                        f"(allowed: {', '.join(roots)})")
+        return None
 
     def observe(self, command: Command, result: Applied, index: int,
                 state: ControllerState) -> None:
@@ -231,6 +263,11 @@ class TenantStateModule:
         self.tenants = tenants
         self.ledger = ledger
         self._chains.clear()
+
+
+def _patterns(roots: tuple[str, ...]) -> tuple[str, ...]:
+    # A root covers everything below it: "/data/acme" admits "/data/acme/x/y".
+    return tuple(p if any(c in p for c in "*?[") else f"{p.rstrip('/')}/*" for p in roots)
 
 
 def _denied(command: Command, index: int, message: str) -> Rejected:
