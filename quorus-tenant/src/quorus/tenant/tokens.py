@@ -284,15 +284,19 @@ def decide(
         place += f" namespace {namespace!r}"
     chain: Sequence[str] = () if tenant is None else (tenant, *ancestors(tenant))
     best: RoleBinding | None = None
+    global_admin = False
     for binding in bindings:
         if binding.principal != principal or binding.role not in ROLES:
             continue
         if not _covers(binding, tenant, namespace, chain):
             continue
+        # Ties between equal roles do not matter, except for cluster actions, which only a
+        # global transfer-admin binding grants: remember one whichever binding ranks first.
+        global_admin |= binding.tenant == GLOBAL_TENANT and binding.role == TRANSFER_ADMIN
         if best is None or _RANK[binding.role] > _RANK[best.role]:
             best = binding
     if action in CLUSTER_ACTIONS:
-        if best is not None and best.tenant == GLOBAL_TENANT and best.role == TRANSFER_ADMIN:
+        if global_admin:
             return None
         return (
             f"principal {principal!r} may not {action} in {place}: "
