@@ -94,3 +94,14 @@ def test_hook_contributes_extensions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("quorus.core.hooks.plugin_manager", lambda: pm)
     found = installed_extensions()
     assert [e.name for e in found] == ["echo"]
+
+
+async def test_state_module_is_found_by_type_or_named_as_missing(tmp_path: Path) -> None:
+    from quorus.core.controller.service import NotSupported
+
+    class Missing:
+        name = "missing"
+
+    async with running_controller(tmp_path / "c", extensions=[]) as server:
+        with pytest.raises(NotSupported, match="no missing module: install quorus-missing"):
+            server.service.state_module(Missing, "quorus-missing")

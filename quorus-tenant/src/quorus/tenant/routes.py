@@ -23,14 +23,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
-from quorus.core.auth import Principal
 from quorus.core.controller.commands import Command
+from quorus.core.controller.extension import request_principal as caller
 from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
     CommandRefused,
     ControllerService,
     InvalidRequest,
-    NotSupported,
     ResourceNotFound,
 )
 from quorus.tenant.commands import (
@@ -83,20 +82,12 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
     router = APIRouter(tags=["tenants"])
 
     def module() -> TenantStateModule:
-        found = service.state.modules.get(TenantStateModule.name)
-        if not isinstance(found, TenantStateModule):
-            raise NotSupported("this controller's state has no tenant module: install "
-                               "quorus-tenant on every controller and restart them")
-        return found
+        return service.state_module(TenantStateModule, "quorus-tenant")
 
     async def read(consistent: bool = True) -> TenantStateModule:
         await service.consistent_read(consistent)
         return module()
 
-    def caller(request: Request) -> Principal:
-        found = getattr(request.state, "principal", None)
-        assert isinstance(found, Principal)  # set by the controller's token check
-        return found
 
     def known(tenants: TenantStateModule, tenant_id: str) -> Tenant:
         found = tenants.tenant(tenant_id)

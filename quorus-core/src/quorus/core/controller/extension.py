@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from quorus.core.auth import Principal
+
 if TYPE_CHECKING:
     import anyio
     from quorus.core.controller.commands import Command
@@ -71,4 +73,13 @@ class ControllerExtension(Protocol):
         ...
 
 
-__all__ = ["ControllerExtension", "Leadership"]
+def request_principal(request: Any) -> Principal:
+    """Who sent ``request`` to an extension's route (the controller's token check, which
+    guards every extension route, put it there)."""
+    found = getattr(request.state, "principal", None)
+    if not isinstance(found, Principal):
+        raise TypeError("the request did not pass the controller's token check")
+    return found
+
+
+__all__ = ["ControllerExtension", "Leadership", "request_principal"]

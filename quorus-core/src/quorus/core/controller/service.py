@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from quorus.core.auth import Principal
 from quorus.core.consensus import ConsensusBackend, NotLeader
@@ -46,6 +46,9 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 #: How long a drained agent may take to finish its transfers, by default (seconds).
 DEFAULT_DRAIN_TIMEOUT = 30.0
+
+
+M = TypeVar("M")
 
 
 class ServiceError(QuorusError):
@@ -176,6 +179,16 @@ class ControllerService:
             namespace: str | None = None) -> bool:
         """Whether :meth:`authorize` would allow it (for filtering lists)."""
         return self.runtime.authorization(principal, action, tenant, namespace) is None
+
+    def state_module(self, module_type: type[M], package: str) -> M:
+        """This controller's state module of ``module_type`` (found by its ``name``); raises
+        :class:`NotSupported` saying to install ``package`` when the state has none."""
+        name = getattr(module_type, "name", module_type.__name__)
+        found = self.state.modules.get(name)
+        if not isinstance(found, module_type):
+            raise NotSupported(f"this controller's state has no {name} module: install "
+                               f"{package} on every controller and restart them")
+        return found
 
     async def consistent_read(self, linearizable: bool = True) -> None:
         """Make the next read of :attr:`state` linearizable (on the leader, after a read

@@ -15,14 +15,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from quorus.core.auth import Principal
 from quorus.core.controller.commands import Command
+from quorus.core.controller.extension import request_principal as caller
 from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
     CommandRefused,
     ControllerService,
     InvalidRequest,
-    NotSupported,
     ResourceNotFound,
 )
 from quorus.core.errors import ConfigurationError
@@ -35,7 +34,6 @@ from quorus.tenant.access.commands import (
     RevokeToken,
     UnbindRole,
 )
-from quorus.tenant.access.extension import access_module
 from quorus.tenant.access.state import (
     NAME_PATTERN,
     AccessStateModule,
@@ -87,20 +85,12 @@ def principal_router(service: ControllerService, *, clock: Callable[[], float]) 
     router = APIRouter(tags=["principals"])
 
     def module() -> AccessStateModule:
-        found = access_module(service)
-        if found is None:
-            raise NotSupported("this controller's state has no access module: install "
-                               "quorus-tenant on every controller and restart them")
-        return found
+        return service.state_module(AccessStateModule, "quorus-tenant")
 
     async def read(consistent: bool = True) -> AccessStateModule:
         await service.consistent_read(consistent)
         return module()
 
-    def caller(request: Request) -> Principal:
-        found = getattr(request.state, "principal", None)
-        assert isinstance(found, Principal)  # set by the controller's token check
-        return found
 
     def administered(request: Request, access: AccessStateModule, name: str
                      ) -> PrincipalRecord:

@@ -32,7 +32,8 @@ import anyio.lowlevel
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from quorus.core.auth import Principal
-from quorus.core.controller.service import ControllerService, InvalidRequest, NotSupported
+from quorus.core.controller.extension import request_principal as caller
+from quorus.core.controller.service import ControllerService, InvalidRequest
 from quorus.tenant.audit import export
 from quorus.tenant.auditlog.commands import AuditDecision, PruneAudit, RecordDecisions
 from quorus.tenant.auditlog.decisions import DEFAULT_CAPACITY, DecisionQueue
@@ -78,17 +79,11 @@ def audit_router(service: ControllerService) -> APIRouter:
     router = APIRouter(tags=["audit"])
 
     def module() -> AuditStateModule:
-        found = service.state.modules.get(AuditStateModule.name)
-        if not isinstance(found, AuditStateModule):
-            raise NotSupported("this controller's state has no audit module: install "
-                               "quorus-tenant on every controller and restart them")
-        return found
+        return service.state_module(AuditStateModule, "quorus-tenant")
 
     async def readable(request: Request, tenant: str, consistent: bool) -> AuditStateModule:
         await service.consistent_read(consistent)
-        principal = getattr(request.state, "principal", None)
-        assert isinstance(principal, Principal)  # set by the controller's token check
-        service.authorize(principal, "audit.read",
+        service.authorize(caller(request), "audit.read",
                           None if tenant == CONTROLLER_CHAIN else tenant, None)
         return module()
 

@@ -16,13 +16,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from quorus.core.auth import Principal
 from quorus.core.controller.commands import Command
+from quorus.core.controller.extension import request_principal as caller
 from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
     CommandRefused,
     ControllerService,
-    NotSupported,
     ResourceNotFound,
 )
 from quorus.workflow.controller.client import new_execution_id
@@ -86,11 +85,7 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
     router = APIRouter(tags=["workflows"])
 
     def module() -> WorkflowStateModule:
-        found = service.state.modules.get(WorkflowStateModule.name)
-        if not isinstance(found, WorkflowStateModule):
-            raise NotSupported("this controller's state has no workflow module: install "
-                               "quorus-workflow on every controller and restart them")
-        return found
+        return service.state_module(WorkflowStateModule, "quorus-workflow")
 
     async def read(consistent: bool = True) -> WorkflowStateModule:
         # The service offers linearizable reads only through its own getters; the same
@@ -108,13 +103,7 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         return result
 
     def principal(request: Request) -> str:
-        found = getattr(request.state, "principal", None)
-        return str(getattr(found, "name", ""))
-
-    def caller(request: Request) -> Principal:
-        found = getattr(request.state, "principal", None)
-        assert isinstance(found, Principal)  # set by the controller's token check
-        return found
+        return caller(request).name
 
     def visible(request: Request, item: dict[str, Any]) -> bool:
         return service.may(caller(request), "workflows.read", item.get("tenant"),
