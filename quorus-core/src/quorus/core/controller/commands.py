@@ -38,10 +38,35 @@ class MalformedCommandError(RecordFormatError):
 
 
 @dataclass(frozen=True, slots=True)
+class TenantReach:
+    """What a command does across tenants, for the state modules that fence tenants.
+
+    Acting for ``owner``, the command touches the data of ``tenants`` (a workflow whose groups
+    run in other tenants); ``agreements`` are the data-sharing agreements its author names and
+    ``declared`` says the author marked it as crossing tenants on purpose. Core only carries
+    it: without a module that checks it, every command may reach every tenant.
+    """
+
+    owner: str
+    tenants: tuple[str, ...]
+    agreements: tuple[str, ...] = ()
+    declared: bool = False
+
+    def others(self) -> tuple[str, ...]:
+        """The tenants reached other than the owner, each once, in order."""
+        return tuple(t for t in dict.fromkeys(self.tenants) if t != self.owner)
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """Base of every command. ``NAME`` is its tag on the wire."""
 
     NAME: ClassVar[str] = ""
+
+    def tenant_reach(self) -> TenantReach | None:
+        """The tenants this command acts on beyond its own records' tenant, when it can
+        reach several (a module's command overrides this); ``None`` for most commands."""
+        return None
 
     def encode(self) -> bytes:
         """The msgpack bytes to propose: ``[NAME, {field: value}]``."""
@@ -355,5 +380,6 @@ __all__ = [
     "MalformedCommandError",
     "RegisterAgent",
     "SubmitJob",
+    "TenantReach",
     "decode",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -57,15 +58,19 @@ class AdmittingModule(Protocol):
     """A state module that also checks built-in commands (all three methods are optional; a
     module offers those it needs). Like ``apply``, they must be deterministic.
 
-    - ``admit`` is called before a built-in command is applied and may refuse it with a
-      :class:`~quorus.core.controller.results.Rejected` (``quota-exceeded`` or
-      ``admission-denied``; nothing is applied then);
+    - ``admit`` is called before any command is applied — a built-in one or another
+      module's (a module is not asked about its own commands: its ``apply`` decides) — and
+      may refuse it with a :class:`~quorus.core.controller.results.Rejected`
+      (``quota-exceeded`` or ``admission-denied``; nothing is applied then);
     - ``observe`` is called after any command was applied — a built-in one with its result
       (the jobs and agents it changed), a module's with ``Applied.value`` holding what the
       module returned — to keep the module's own records in step (usage, reservations, an
       audit trail);
     - ``may_place`` says why ``agent`` may not take ``job`` (or ``None`` if it may); the
-      scheduler and the ``AssignJob`` command both honour it.
+      scheduler and the ``AssignJob`` command both honour it;
+    - ``job_constraints`` says how an agent must run ``job`` (a bandwidth cap, the storage
+      roots its paths must stay inside), or ``None``; the leader sends them with every
+      assignment and the agent enforces them.
     """
 
     def admit(self, command: Command, index: int, state: ControllerState) -> Rejected | None: ...
@@ -75,6 +80,33 @@ class AdmittingModule(Protocol):
 
     def may_place(self, job: JobRecord, agent: AgentRecord, state: ControllerState
                   ) -> str | None: ...
+
+    def job_constraints(self, job: JobRecord, state: ControllerState
+                        ) -> JobConstraints | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobConstraints:
+    """How an agent must run a job, beyond the job's own options (see
+    :meth:`AdmittingModule.job_constraints`).
+
+    ``bandwidth_limit`` caps the transfer in bytes per second (the lower of this and the
+    job's own limit applies). ``storage_roots``, when given, are the roots (paths, URIs or
+    glob patterns, as a tenant's ``allowedDestinations``) that the job's destination and local
+    source must resolve inside: the agent refuses the attempt before writing a byte otherwise,
+    and writes local files without following any symbolic link on the way.
+    """
+
+    bandwidth_limit: int | None = None
+    storage_roots: tuple[str, ...] | None = None
+
+    def merged(self, other: JobConstraints) -> JobConstraints:
+        """Both sets of limits at once: the lower cap; the first module's roots."""
+        limits = [b for b in (self.bandwidth_limit, other.bandwidth_limit) if b is not None]
+        return JobConstraints(
+            min(limits) if limits else None,
+            self.storage_roots if self.storage_roots is not None else other.storage_roots,
+        )
 
 
 QueueKey = tuple[int, int, str]
@@ -110,6 +142,14 @@ class ControllerState:
         self._may_place: list[Callable[[JobRecord, AgentRecord, ControllerState],
                                        str | None]] = [
             m.may_place for m in ordered if callable(getattr(m, "may_place", None))]  # type: ignore[attr-defined]
+        self._constraints: list[Callable[[JobRecord, ControllerState],
+                                         JobConstraints | None]] = [
+            m.job_constraints for m in ordered  # type: ignore[attr-defined]
+            if callable(getattr(m, "job_constraints", None))]
+        self._admitters: list[tuple[StateModule, Callable[[Command, int, ControllerState],
+                                                          Rejected | None]]] = [
+            (m, m.admit) for m in ordered  # type: ignore[attr-defined]
+            if callable(getattr(m, "admit", None))]
         self._reset()
 
     def _module_of_types(self) -> list[type[Command]]:
@@ -141,6 +181,11 @@ class ControllerState:
 
         module = self._module_of.get(command.NAME)
         if module is not None:
+            for admitter, admit_module in self._admitters:
+                if admitter is not module:
+                    refusal = admit_module(command, index, self)
+                    if refusal is not None:
+                        return refusal
             value = module.apply(command, index, self)
             applied = Applied(command.NAME, index, value=value)
             for observe in self._observe:
@@ -163,6 +208,15 @@ class ControllerState:
             if reason is not None:
                 return reason
         return None
+
+    def job_constraints(self, job: JobRecord) -> JobConstraints:
+        """The state modules' limits on how an agent runs ``job`` (none without modules)."""
+        found = JobConstraints()
+        for constraints in self._constraints:
+            more = constraints(job, self)
+            if more is not None:
+                found = found.merged(more)
+        return found
 
     def snapshot(self) -> bytes:
         """The whole state as msgpack bytes; :meth:`restore` gives back an identical state."""
@@ -339,7 +393,9 @@ def installed_state_modules(plugin_manager: pluggy.PluginManager | None = None) 
 
 __all__ = [
     "SNAPSHOT_FORMAT",
+    "AdmittingModule",
     "ControllerState",
+    "JobConstraints",
     "SnapshotFormatError",
     "StateModule",
     "installed_state_modules",
