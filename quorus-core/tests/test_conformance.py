@@ -22,6 +22,18 @@ class TestFileConformance(ProtocolConformance):
             yield ConformanceTarget(protocol, parse_location(str(base)))
 
 
+class TestConfinedFileConformance(ProtocolConformance):
+    """Confined to a root (as agents run tenants' jobs), the file protocol behaves the same
+    for everything inside it."""
+
+    @pytest.fixture
+    async def conformance_target(self, tmp_path: Path) -> AsyncIterator[ConformanceTarget]:
+        base = tmp_path / "tenants" / "acme"
+        (base / "share").mkdir(parents=True)
+        async with FileProtocol({"confine": [str(base)]}) as protocol:
+            yield ConformanceTarget(protocol, parse_location(str(base / "share")))
+
+
 class TestMemoryConformance(ProtocolConformance):
     @pytest.fixture
     async def conformance_target(self) -> AsyncIterator[ConformanceTarget]:

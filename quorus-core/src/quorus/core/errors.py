@@ -19,6 +19,20 @@ class InvalidURIError(ConfigurationError):
     """A URI or path cannot be parsed or is not acceptable."""
 
 
+class StoragePathError(InvalidURIError):
+    """A path or location is not acceptable for the storage it must stay inside
+    (:mod:`quorus.core.confine`)."""
+
+
+class UnsafePathError(StoragePathError):
+    """A path is refused whatever the roots: NUL bytes, too long, not absolute, a name that
+    could turn into ``..`` in another layer."""
+
+
+class PathOutsideRootsError(StoragePathError):
+    """A path resolves outside every allowed root (by ``..``, by a symbolic link, or plainly)."""
+
+
 class PluginError(QuorusError):
     """A plugin could not be found or loaded."""
 
@@ -113,14 +127,17 @@ __all__ = [
     "InvalidURIError",
     "NotAFileError",
     "NotFoundError",
+    "PathOutsideRootsError",
     "PermissionDeniedError",
     "PluginError",
     "PluginNotFoundError",
     "QuorusError",
     "SizeMismatchError",
     "SourceChangedError",
+    "StoragePathError",
     "TransferError",
     "TransientError",
+    "UnsafePathError",
     "UnsupportedOperationError",
     "VerificationError",
 ]

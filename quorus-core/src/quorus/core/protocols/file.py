@@ -3,6 +3,13 @@
 Reads and writes run in worker threads (``os.read``/``os.write`` release the GIL) with large
 chunks; commit fsyncs the file, and rename fsyncs the directory so a completed transfer
 survives a crash of the machine.
+
+With the ``confine`` option (roots as a list, or one text separated by ``,``: paths, ``file:``
+URIs or shell patterns), every path must lie inside the roots, and every operation reaches
+its file from the root one directory at a time without following a symbolic link
+(``openat`` with ``O_NOFOLLOW``, :class:`quorus.core.confine.Confinement`): a link planted
+or swapped in anywhere below a root, even between a check and a write, is refused before a
+byte is read or written. Agents run tenants' jobs this way.
 """
 
 from __future__ import annotations
@@ -15,16 +22,18 @@ import fcntl
 import os
 import stat as stat_module
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import cast
 
 import anyio.to_thread
+from quorus.core.confine import Confinement, PathOutsideRootsError
 from quorus.core.errors import (
     DestinationBusyError,
     DestinationExistsError,
     NotAFileError,
     NotFoundError,
     PermissionDeniedError,
+    QuorusError,
     TransferError,
     TransientError,
 )
@@ -74,12 +83,31 @@ def _info(location: Location, st: os.stat_result) -> FileInfo:
     )
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync_dir(path: str, dir_fd: int | None = None) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if dir_fd is None else dir_fd
     try:
         os.fsync(fd)
     finally:
-        os.close(fd)
+        if dir_fd is None:
+            os.close(fd)
+
+
+def _confinement(value: object) -> Confinement | None:
+    if value is None or value == "" or value == ():
+        return None
+    roots: Sequence[str]
+    if isinstance(value, str):
+        roots = [r.strip() for r in value.split(",") if r.strip()]
+    elif isinstance(value, list | tuple):
+        roots = [str(r) for r in value]
+    else:
+        raise ValueError(f"the file protocol's 'confine' option is {value!r}: give a list of "
+                         "roots or one text of roots separated by ','")
+    return Confinement(roots)
+
+
+#: ``(directory descriptor or None, name relative to it or the whole path)``.
+At = tuple[int | None, str]
 
 
 class FileReadStream(ReadStream):
@@ -192,13 +220,38 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class FileProtocol(TransferProtocol):
-    """Local files. Options: ``chunk_size`` (bytes, default 1 MiB)."""
+    """Local files. Options: ``chunk_size`` (bytes, default 1 MiB), ``confine`` (roots every
+    path must stay inside, reached without following links; see the module docstring)."""
 
     schemes = ("file",)
 
     def __init__(self, options: ProtocolOptions | None = None) -> None:
         super().__init__(options)
         self.chunk_size = int(self.options.get("chunk_size", DEFAULT_CHUNK_SIZE))
+        self.confinement = _confinement(self.options.get("confine"))
+        # Without confinement paths are used as they are and links are followed.
+        self._nofollow = os.O_NOFOLLOW if self.confinement is not None else 0
+
+    @contextlib.contextmanager
+    def _at(self, path: str, *, create: bool = False) -> Iterator[At]:
+        """Where to reach ``path``: unconfined, the path itself; confined, its directory
+        opened link-free from the root and the last name (closed after the block)."""
+        if self.confinement is None:
+            yield None, path
+            return
+        directory = self.confinement.directory(path, create=create)
+        if directory is None:  # a root itself: configuration, used as it is
+            yield None, path
+            return
+        with directory:
+            yield directory.fd, directory.name
+
+    def _stat(self, path: str) -> os.stat_result:
+        with self._at(path) as (fd, name):
+            st = os.stat(name, dir_fd=fd, follow_symlinks=fd is None)
+        if fd is not None and stat_module.S_ISLNK(st.st_mode):
+            raise PathOutsideRootsError(f"{path!r} is a symbolic link: refused")
+        return st
 
     def capabilities(self, location: Location) -> Capabilities:
         return Capabilities(
@@ -212,7 +265,7 @@ class FileProtocol(TransferProtocol):
 
     async def stat(self, location: Location) -> FileInfo:
         try:
-            st = await anyio.to_thread.run_sync(os.stat, location.path)
+            st = await anyio.to_thread.run_sync(self._stat, location.path)
         except OSError as exc:
             raise map_os_error(exc, location.path, "stat") from exc
         return _info(location, st)
@@ -222,9 +275,9 @@ class FileProtocol(TransferProtocol):
     ) -> ReadStream:
         path = location.path
         try:
-            fd = await anyio.to_thread.run_sync(_open_for_read, path, offset)
+            fd = await anyio.to_thread.run_sync(self._open_read, path, offset)
         except OSError as exc:
-            raise map_os_error(exc, path, "read") from exc
+            raise _refused(exc, path, "read") from exc
         st = os.fstat(fd)
         if not stat_module.S_ISREG(st.st_mode):
             os.close(fd)
@@ -241,66 +294,78 @@ class FileProtocol(TransferProtocol):
     ) -> WriteStream:
         path = location.path
         try:
-            fd = await anyio.to_thread.run_sync(_open_for_write, path, offset, mode)
+            fd = await anyio.to_thread.run_sync(self._open_write, path, offset, mode)
         except OSError as exc:
-            raise map_os_error(exc, path, "write") from exc
+            raise _refused(exc, path, "write") from exc
         return FileWriteStream(fd, path, offset)
 
+    def _open_read(self, path: str, offset: int) -> int:
+        with self._at(path) as (dir_fd, name):
+            return _open_for_read(name, offset, dir_fd, self._nofollow)
+
+    def _open_write(self, path: str, offset: int, mode: int | None) -> int:
+        with self._at(path) as (dir_fd, name):
+            return _open_for_write(name, offset, mode, dir_fd, self._nofollow)
+
     async def list(self, location: Location) -> list[FileInfo]:
-        def scan() -> list[FileInfo]:
+        def scan(target: int | str) -> list[FileInfo]:
             infos = []
-            with os.scandir(location.path) as entries:
+            with os.scandir(target) as entries:
                 for entry in entries:
                     child = location.with_path(os.path.join(location.path, entry.name))
-                    infos.append(_info(child, entry.stat()))
+                    # Confined, a link is listed as the link, never followed.
+                    infos.append(_info(child, entry.stat(follow_symlinks=self._nofollow == 0)))
             return sorted(infos, key=lambda info: info.name)
 
+        def scan_at() -> list[FileInfo]:
+            with self._at(location.path) as (dir_fd, name):
+                if dir_fd is None:
+                    return scan(name)
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=dir_fd)
+                try:
+                    return scan(fd)
+                finally:
+                    os.close(fd)
+
         try:
-            return await anyio.to_thread.run_sync(scan)
+            return await anyio.to_thread.run_sync(scan_at)
         except OSError as exc:
-            raise map_os_error(exc, location.path, "list") from exc
+            raise _refused(exc, location.path, "list") from exc
 
     async def rename(self, source: Location, target: Location, *, replace: bool = True) -> None:
         def move() -> None:
-            if replace:
-                os.replace(source.path, target.path)
-            else:
-                # link() fails atomically when the target exists; rename() would replace it.
-                try:
-                    os.link(source.path, target.path)
-                except OSError as exc:
-                    if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
-                        raise
-                    if os.path.lexists(target.path):
-                        raise FileExistsError(errno.EEXIST, "exists", target.path) from exc
-                    os.rename(source.path, target.path)
-                else:
-                    os.unlink(source.path)
-            _fsync_dir(os.path.dirname(target.path) or "/")
+            with self._at(source.path) as (src_fd, src), self._at(target.path) as (dst_fd, dst):
+                _move(src, dst, src_fd, dst_fd, replace=replace)
+                _fsync_dir(os.path.dirname(target.path) or "/", dst_fd)
 
         try:
             await anyio.to_thread.run_sync(move)
         except OSError as exc:
-            raise map_os_error(exc, target.path, "rename to") from exc
+            raise _refused(exc, target.path, "rename to") from exc
 
     async def delete(self, location: Location) -> None:
         try:
-            await anyio.to_thread.run_sync(os.unlink, location.path)
+            await anyio.to_thread.run_sync(self._unlink, location.path)
         except OSError as exc:
-            raise map_os_error(exc, location.path, "delete") from exc
+            raise _refused(exc, location.path, "delete") from exc
+
+    def _unlink(self, path: str) -> None:
+        with self._at(path) as (dir_fd, name):
+            os.unlink(name, dir_fd=dir_fd)
 
     @contextlib.asynccontextmanager
     async def lock(self, location: Location) -> AsyncIterator[None]:
         """An advisory ``flock`` on ``location`` (created if absent), held until the block
         ends: other processes and other engines in this one see the transfer as busy."""
         try:
-            fd = await anyio.to_thread.run_sync(_open_locked, location.path)
+            fd = await anyio.to_thread.run_sync(self._open_locked, location.path)
         except BlockingIOError:
             raise DestinationBusyError(
                 f"another transfer is writing {location.path.removesuffix('.json')} right now"
             ) from None
         except OSError as exc:
-            raise map_os_error(exc, location.path, "lock") from exc
+            raise _refused(exc, location.path, "lock") from exc
         try:
             yield
         finally:
@@ -308,15 +373,63 @@ class FileProtocol(TransferProtocol):
 
     async def makedirs(self, location: Location) -> None:
         try:
-            await anyio.to_thread.run_sync(lambda: os.makedirs(location.path, exist_ok=True))
+            await anyio.to_thread.run_sync(self._makedirs, location.path)
         except FileExistsError:
             raise NotAFileError(f"cannot create directory {location.path}: a file is in the way") from None
         except OSError as exc:
-            raise map_os_error(exc, location.path, "create directory") from exc
+            raise _refused(exc, location.path, "create directory") from exc
+
+    def _makedirs(self, path: str) -> None:
+        if self.confinement is None:
+            os.makedirs(path, exist_ok=True)
+            return
+        # The walk creates every directory above the last, link-free; then the last.
+        with self._at(path, create=True) as (dir_fd, name):
+            if dir_fd is None:
+                return  # a root: created by the walk if missing
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o777, dir_fd=dir_fd)
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat_module.S_ISLNK(st.st_mode):
+                raise PathOutsideRootsError(f"{path!r} is a symbolic link: refused")
+            if not stat_module.S_ISDIR(st.st_mode):
+                raise FileExistsError(errno.EEXIST, "not a directory", path)
+
+    def _open_locked(self, path: str) -> int:
+        with self._at(path) as (dir_fd, name):
+            return _open_locked(name, dir_fd, self._nofollow)
 
 
-def _open_locked(path: str) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _refused(exc: OSError, path: str, action: str) -> QuorusError:
+    """:func:`map_os_error`, but a link met where ``O_NOFOLLOW`` forbade one is an escape."""
+    if exc.errno == errno.ELOOP:
+        return PathOutsideRootsError(f"cannot {action} {path}: it is a symbolic link, which "
+                                     "the storage confinement refuses")
+    return map_os_error(exc, path, action)
+
+
+def _move(src: str, dst: str, src_fd: int | None, dst_fd: int | None, *, replace: bool) -> None:
+    if replace:
+        os.replace(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        return
+    # link() fails atomically when the target exists; rename() would replace it.
+    try:
+        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        try:
+            os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        else:
+            raise FileExistsError(errno.EEXIST, "exists", dst) from exc
+    else:
+        os.unlink(src, dir_fd=src_fd)
+
+
+def _open_locked(path: str, dir_fd: int | None = None, nofollow: int = 0) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | nofollow, 0o600, dir_fd=dir_fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -325,8 +438,8 @@ def _open_locked(path: str) -> int:
     return fd
 
 
-def _open_for_read(path: str, offset: int) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _open_for_read(path: str, offset: int, dir_fd: int | None = None, nofollow: int = 0) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | nofollow, dir_fd=dir_fd)
     try:
         if offset:
             os.lseek(fd, offset, os.SEEK_SET)
@@ -337,11 +450,13 @@ def _open_for_read(path: str, offset: int) -> int:
     return fd
 
 
-def _open_for_write(path: str, offset: int, mode: int | None) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+def _open_for_write(
+    path: str, offset: int, mode: int | None, dir_fd: int | None = None, nofollow: int = 0
+) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | nofollow
     if offset == 0:
         flags |= os.O_TRUNC
-    fd = os.open(path, flags, 0o666 if mode is None else mode)
+    fd = os.open(path, flags, 0o666 if mode is None else mode, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat_module.S_ISREG(st.st_mode):
