@@ -1,6 +1,7 @@
 """The tenancy records: :class:`Tenant` with its :class:`Quotas`, configuration blocks and
 namespaces, as frozen dataclasses that convert to plain (msgpack and JSON) data and back in one
-place, :func:`tenant_to_plain` / :func:`tenant_from_plain`.
+place, :func:`tenant_to_plain` / :func:`tenant_from_plain`; and the
+:class:`DataSharingAgreement` between two tenants.
 
 A quota of ``None`` is no limit of the tenant's own; the tenant's ancestors still bound it,
 since every quota applies up the hierarchy.
@@ -8,9 +9,10 @@ since every quota applies up the hierarchy.
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from quorus.core.controller.codec import RecordFormatError, from_plain, to_plain
@@ -152,6 +154,102 @@ def tenant_from_plain(data: Any) -> Tenant:
                   namespace_settings=_plain_tree(namespace_settings, "namespace_settings"))
 
 
+class AgreementStatus(enum.StrEnum):
+    """Where an agreement stands at a given time."""
+
+    #: Its validity has not started yet.
+    PENDING = "pending"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class DataSharingAgreement:
+    """A recorded data-sharing agreement: ``provider`` may share its data with ``recipient``
+    from ``valid_from`` until ``expires_at`` (``None``: until revoked).
+
+    An agreement is directional: it lets the provider's data reach the recipient, not the
+    other way round, unless it is ``mutual`` (then each tenant may share with the other).
+    ``purpose`` and ``classification`` are recorded with it, as are who recorded it and
+    when, and, once revoked, who revoked it, when and why. A revoked agreement is kept (it is
+    part of the record) and covers nothing any more.
+    """
+
+    id: str
+    provider: str
+    recipient: str
+    valid_from: float
+    recorded_at: float
+    expires_at: float | None = None
+    mutual: bool = False
+    purpose: str = ""
+    classification: str | None = None
+    recorded_by: str = ""
+    revoked_at: float | None = None
+    revoked_by: str = ""
+    revoke_reason: str = ""
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def tenants(self) -> tuple[str, str]:
+        return (self.provider, self.recipient)
+
+    def names(self, tenant: str) -> bool:
+        return tenant in (self.provider, self.recipient)
+
+    def lets(self, source: str, destination: str) -> bool:
+        """Whether it lets ``source``'s data reach ``destination`` (its direction only,
+        whatever its status)."""
+        if (source, destination) == (self.provider, self.recipient):
+            return True
+        return self.mutual and (destination, source) == (self.provider, self.recipient)
+
+    def status(self, at: float) -> AgreementStatus:
+        if self.revoked:
+            return AgreementStatus.REVOKED
+        if at < self.valid_from:
+            return AgreementStatus.PENDING
+        if self.expires_at is not None and at >= self.expires_at:
+            return AgreementStatus.EXPIRED
+        return AgreementStatus.ACTIVE
+
+    def revoke(self, at: float, by: str, reason: str) -> DataSharingAgreement:
+        return replace(self, revoked_at=at, revoked_by=by, revoke_reason=reason)
+
+    def view(self, at: float) -> dict[str, Any]:
+        """What the API shows: every field, the times also as ISO 8601, and the status at
+        ``at``."""
+        data = agreement_to_plain(self)
+        for name in ("valid_from", "expires_at", "recorded_at", "revoked_at"):
+            moment = data[name]
+            data[f"{name}_iso"] = None if moment is None else iso_time(moment)
+        data["status"] = str(self.status(at))
+        return data
+
+
+def iso_time(moment: float) -> str:
+    """``moment`` (seconds since the epoch) as ISO 8601 UTC, e.g. ``2026-01-31T12:00:00Z``."""
+    shown = datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat()
+    return shown.replace("+00:00", "Z")
+
+
+def agreement_to_plain(agreement: DataSharingAgreement) -> dict[str, Any]:
+    """``agreement`` as msgpack- and JSON-ready data (:func:`agreement_from_plain` reverses
+    it)."""
+    plain: dict[str, Any] = to_plain(agreement)
+    return plain
+
+
+def agreement_from_plain(data: Any) -> DataSharingAgreement:
+    """The :class:`DataSharingAgreement` in ``data``; :class:`RecordFormatError` naming the
+    bad field."""
+    return from_plain(DataSharingAgreement, data, path="agreement")
+
+
 def _plain_tree(value: Any, path: str) -> Any:
     """A copy of JSON-like ``value`` (maps with text keys, lists, scalars), checked."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -173,10 +271,15 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_TENANT",
     "QUOTA_NAMES",
+    "AgreementStatus",
     "Allocation",
+    "DataSharingAgreement",
     "Quotas",
     "Tenant",
     "TenantStatus",
+    "agreement_from_plain",
+    "agreement_to_plain",
+    "iso_time",
     "tenant_from_plain",
     "tenant_to_plain",
 ]

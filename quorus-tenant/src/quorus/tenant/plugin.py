@@ -1,8 +1,9 @@
 """The tenant package's contributions to Quorus's hooks: the ``quorus tenant``, ``quorus
-principal`` and ``quorus audit`` commands and, on controllers, the ``tenant``, ``access`` and
-``audit`` state modules with their extensions (``/v1/tenants``, ``/v1/principals`` and
-``/v1/audit`` routes, API-token authentication, authorization of every endpoint, and the
-record of every decision).
+principal``, ``quorus audit`` and ``quorus agreement`` commands and, on controllers, the
+``tenant``, ``access``, ``audit`` and ``sharing`` state modules with their extensions
+(``/v1/tenants``, ``/v1/principals``, ``/v1/audit`` and ``/v1/agreements`` routes, API-token
+authentication, authorization of every endpoint, the record of every decision, and the
+refusal of cross-tenant workflows no data-sharing agreement covers).
 
 Every Quorus process loads this module once the package is installed, so it imports nothing
 of the package until a hook is called.
@@ -20,9 +21,10 @@ from quorus.core.hooks import hookimpl
 def quorus_controller_state_modules() -> Sequence[Any]:
     from quorus.tenant.access.state import AccessStateModule
     from quorus.tenant.auditlog.state import AuditStateModule
+    from quorus.tenant.sharing.state import SharingStateModule
     from quorus.tenant.state import TenantStateModule
 
-    return [TenantStateModule(), AccessStateModule(), AuditStateModule()]
+    return [TenantStateModule(), AccessStateModule(), AuditStateModule(), SharingStateModule()]
 
 
 @hookimpl
@@ -30,8 +32,9 @@ def quorus_controller_extensions() -> Sequence[Any]:
     from quorus.tenant.access.extension import AccessExtension
     from quorus.tenant.auditlog.extension import AuditExtension
     from quorus.tenant.routes import TenantExtension
+    from quorus.tenant.sharing.extension import SharingExtension
 
-    return [TenantExtension(), AccessExtension(), AuditExtension()]
+    return [TenantExtension(), AccessExtension(), AuditExtension(), SharingExtension()]
 
 
 @hookimpl
@@ -39,5 +42,6 @@ def quorus_cli_commands() -> Sequence[Any]:
     from quorus.tenant.access.cli import principal
     from quorus.tenant.auditlog.cli import audit
     from quorus.tenant.cli import tenant
+    from quorus.tenant.sharing.cli import agreement
 
-    return [tenant, principal, audit]
+    return [tenant, principal, audit, agreement]

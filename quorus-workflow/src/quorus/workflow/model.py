@@ -170,6 +170,17 @@ class WorkflowDefinition:
     #: ``spec.execution.dryRun`` / ``virtualRun``: the definition asks to be run that way.
     dry_run: bool = False
     virtual_run: bool = False
+    #: ``spec.execution.crossTenantAllowed``: the author means its groups to cross tenants.
+    cross_tenant_allowed: bool = False
+    #: ``spec.security.dataSharing.agreements``: the data-sharing agreements it runs under.
+    agreements: tuple[str, ...] = ()
+
+    @property
+    def tenant_roles(self) -> tuple[tuple[str, str], ...]:
+        """``(tenant, role)`` for each entry of ``spec.tenants`` (role ``both`` when it
+        gives none)."""
+        return tuple((str(t.get("name", "")), str(t.get("role", "both")))
+                     for t in self.tenants if t.get("name"))
 
     def all_notices(self) -> list[tuple[str, Notice]]:
         """Every notice with where it applies (``workflow`` or a step id)."""
@@ -419,7 +430,12 @@ class _Builder:
             checks=tuple(spec.get("validation") or ()),
             tenants=tuple(spec.get("tenants") or ()), notices=workflow_notices(spec),
             dry_run=bool(execution.get("dryRun", False)),
-            virtual_run=bool(execution.get("virtualRun", False)), **common)
+            virtual_run=bool(execution.get("virtualRun", False)),
+            cross_tenant_allowed=bool(execution.get("crossTenantAllowed", False)),
+            agreements=tuple(str(a) for a in (
+                ((spec.get("security") or {}).get("dataSharing") or {}).get("agreements")
+                or ())),
+            **common)
 
 
 def build_definitions(documents: Sequence[Document]) -> Definitions:

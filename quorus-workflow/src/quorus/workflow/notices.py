@@ -6,6 +6,10 @@ does not need (network routing preferences, monitoring integrations). A requirem
 cannot be met is an ``error``: a run refuses to start rather than, say, write a file
 unencrypted that the definition says must be encrypted. A hint is ``info``: reported by a
 dry run, otherwise ignored.
+
+``execution.crossTenantAllowed`` and ``security.dataSharing.agreements`` are no notices: the
+controllers enforce them when quorus-tenant is installed (a workflow whose groups cross tenants
+needs both, see :mod:`quorus.tenant.sharing.rule`); a local run has no tenants to cross.
 """
 
 from __future__ import annotations
@@ -62,10 +66,16 @@ def workflow_notices(spec: Mapping[str, Any]) -> tuple[Notice, ...]:
     if execution.get("isolation") in ("physical", "hybrid"):
         found.append(Notice("error", f"execution.isolation {execution['isolation']}: dedicated "
                                      "agents per tenant are not available in this release"))
+    # security.dataSharing.agreements and execution.crossTenantAllowed are enforced on the
+    # controller quorum (quorus-tenant's sharing module refuses a workflow that crosses
+    # tenants without them); the rest of the block is not.
     sharing = (spec.get("security") or {}).get("dataSharing") or {}
-    if sharing:
-        found.append(Notice("info", "security.dataSharing is recorded, not enforced, in this "
-                                    "release"))
+    recorded = [name for name in ("dataClassification", "retentionPolicy") if name in sharing]
+    if recorded:
+        found.append(Notice("info", f"security.dataSharing.{' and '.join(recorded)} "
+                                    f"{'is' if len(recorded) == 1 else 'are'} recorded, not "
+                                    "enforced (the agreements are checked by the controllers "
+                                    "when the workflow is submitted)"))
     return tuple(found)
 
 

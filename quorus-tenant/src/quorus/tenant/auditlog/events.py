@@ -1,7 +1,8 @@
 """What each applied command means for the audit trail: :func:`entries` turns a command and its
 result into :class:`AuditEntry` values (tenant, actor, action, target, detail), for the core's
 job and agent commands, the tenant module's, the workflow module's and, matched by name only,
-those of an ``access`` module.
+those of an ``access`` module and of a ``sharing`` module (an agreement recorded or revoked is
+in the chains of both tenants it names).
 
 Pure and deterministic, like the state machine that calls it: the same command and result give
 the same entries on every controller. Commands that changed nothing (refused, or repeating one
@@ -64,6 +65,9 @@ _WORKFLOW_CONTROLS = {
     "workflow-resume-execution": "workflow.resumed",
     "workflow-cancel-execution": "workflow.cancelled",
 }
+#: Fields of a sharing command worth keeping with its record.
+_SHARING_DETAIL = ("provider", "recipient", "mutual", "valid_from", "expires_at", "purpose",
+                   "classification", "reason")
 #: Fields of an access command worth keeping (never a token's hash).
 _ACCESS_DETAIL = ("kind", "role", "namespace", "token_id", "expires_at")
 
@@ -111,6 +115,8 @@ def entries(command: Command, result: Applied, state: ControllerState,
         return _workflow_entries(command, result.value, state, owners)
     if name.startswith("access-"):
         return _access_entries(command, result.value, owners)
+    if name.startswith("sharing-"):
+        return _sharing_entries(command, result.value)
     return _core_entries(command, result)
 
 
@@ -206,6 +212,13 @@ def _workflow_entries(command: Command, value: Any, state: ControllerState,
                            f"trigger {registration}/{trigger}", "workflow.triggered",
                            str(getattr(value, "execution_id", "")),
                            {"registration": registration, "trigger": trigger})]
+    if name == "workflow-trigger-refused":
+        registration = str(getattr(command, "registration", ""))
+        trigger = str(getattr(command, "trigger", ""))
+        return [AuditEntry(owners.registrations.get(registration, CONTROLLER_CHAIN),
+                           f"trigger {registration}/{trigger}", "workflow.trigger-refused",
+                           registration, {"trigger": trigger,
+                                          "reason": str(getattr(command, "reason", ""))})]
     action = _WORKFLOW_CONTROLS.get(name)
     if action is None:
         return []  # the leader's own progress (decisions, step ends): the jobs are audited
@@ -242,6 +255,25 @@ def _access_entries(command: Command, value: Any, owners: Owners) -> list[AuditE
         detail["tenant"] = CONTROLLER_CHAIN
     action = "access." + command.NAME.removeprefix("access-")
     return [AuditEntry(tenant, _actor(command), action, principal, detail)]
+
+
+def _sharing_entries(command: Command, value: Any) -> list[AuditEntry]:
+    if not _changed(value):
+        return []
+    tenants = [str(t) for t in dict.fromkeys(getattr(value, "tenants", ()) or ())] or \
+        [CONTROLLER_CHAIN]
+    actor = ""
+    for attribute in ("recorded_by", "revoked_by"):
+        found = getattr(command, attribute, "")
+        if isinstance(found, str) and found:
+            actor = found
+    action = "agreement." + command.NAME.removeprefix("sharing-").removesuffix("-agreement")
+    action = {"agreement.record": "agreement.recorded",
+              "agreement.revoke": "agreement.revoked"}.get(action, action)
+    detail = {k: getattr(command, k) for k in _SHARING_DETAIL
+              if getattr(command, k, None) not in (None, "")}
+    target = str(getattr(command, "agreement_id", ""))
+    return [AuditEntry(t, actor or CONTROLLER_ACTOR, action, target, detail) for t in tenants]
 
 
 __all__ = ["CONTROLLER_ACTOR", "CONTROLLER_CHAIN", "AuditEntry", "Owners", "entries"]

@@ -5,6 +5,13 @@ workflows registered with triggers, and trigger fires.
 Each command is a frozen dataclass that carries everything applying it needs (times, ids, the
 YAML text of the files), so every controller applying the same log reaches the same state.
 They travel as msgpack through quorus-core's codec like the core's own commands.
+
+A submission, a registration and a trigger fire carry the workflow's :class:`WorkflowReach`
+(its owner, the tenants its groups run in, the data-sharing agreements it names, whether it
+declares ``crossTenantAllowed`` and the roles of ``spec.tenants``) and declare it through
+:meth:`~quorus.core.controller.commands.Command.tenant_reach`, so that a state module fencing
+tenants (quorus-tenant's ``sharing``) can refuse one no agreement covers. Commands logged
+before the reach existed carry none and are not checked.
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from quorus.core.controller.commands import Command
+from quorus.core.controller.commands import Command, TenantReach
 from quorus.workflow.summary import ActionOutcome
+
+if TYPE_CHECKING:
+    from quorus.workflow.model import WorkflowDefinition
 
 #: Execution ids and registration names: they become part of job ids and URL paths.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -32,6 +42,24 @@ def check_id(kind: str, value: str) -> None:
     if not value or len(value) > MAX_ID or not _ID.match(value):
         raise ValueError(f"invalid {kind} {value!r}: 1 to {MAX_ID} letters, digits, '.', '_' "
                          "or '-', starting with a letter or digit")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowReach(TenantReach):
+    """A workflow's :class:`~quorus.core.controller.commands.TenantReach`, with the roles its
+    ``spec.tenants`` gives (``(tenant, role)``, role ``source``, ``destination`` or
+    ``both``): which way data may go between its tenants."""
+
+    roles: tuple[tuple[str, str], ...] = ()
+
+
+def workflow_reach(workflow: WorkflowDefinition) -> WorkflowReach:
+    """The reach of ``workflow``: owned by its ``metadata.tenant``, reaching its groups'
+    tenants (each once, in group order)."""
+    return WorkflowReach(
+        owner=workflow.tenant, tenants=tuple(dict.fromkeys(g.tenant for g in workflow.groups)),
+        agreements=workflow.agreements, declared=workflow.cross_tenant_allowed,
+        roles=workflow.tenant_roles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +80,13 @@ class SubmitExecution(Command):
     submitted_by: str = ""
     tenant: str = "default"
     namespace: str = "default"
+    reach: WorkflowReach | None = None
 
     def __post_init__(self) -> None:
         check_id("execution id", self.execution_id)
+
+    def tenant_reach(self) -> TenantReach | None:
+        return self.reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +181,13 @@ class RegisterWorkflow(Command):
     submitted_by: str = ""
     tenant: str = "default"
     namespace: str = "default"
+    reach: WorkflowReach | None = None
 
     def __post_init__(self) -> None:
         check_id("registration name", self.name)
+
+    def tenant_reach(self) -> TenantReach | None:
+        return self.reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +211,27 @@ class TriggerFired(Command):
     scheduled_at: float
     at: float
     signature: str | None = None
+    #: The registration's reach, checked again at the fire (an agreement may have been
+    #: revoked or expired since it was registered).
+    reach: WorkflowReach | None = None
+
+    def tenant_reach(self) -> TenantReach | None:
+        return self.reach
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRefused(Command):
+    """A fire of trigger ``trigger`` was refused (``reason``: what the state answered, e.g.
+    no data-sharing agreement in force): the fire is recorded as refused, so it is not
+    proposed again, and the registration stays; later fires are checked anew."""
+
+    NAME: ClassVar[str] = "workflow-trigger-refused"
+    registration: str
+    trigger: str
+    scheduled_at: float
+    at: float
+    reason: str
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +248,7 @@ class TriggerCleared(Command):
 COMMAND_TYPES: tuple[type[Command], ...] = (
     SubmitExecution, AdvanceExecution, StepEnded, PauseExecution, ResumeExecution,
     CancelExecution, RecordActions, RegisterWorkflow, UnregisterWorkflow, TriggerFired,
-    TriggerCleared,
+    TriggerCleared, TriggerRefused,
 )
 
 __all__ = [
@@ -208,6 +265,9 @@ __all__ = [
     "SubmitExecution",
     "TriggerCleared",
     "TriggerFired",
+    "TriggerRefused",
     "UnregisterWorkflow",
+    "WorkflowReach",
     "check_id",
+    "workflow_reach",
 ]

@@ -11,6 +11,12 @@ state: a step recorded as running whose job does not exist (the old leader died 
 two writes) is submitted under the same id; one whose job ended is recorded as ended. So no
 step runs twice and none is lost.
 
+A trigger fire carries its registration's tenant reach and is checked again when applied: one
+the state refuses (say, the data-sharing agreement it needs was revoked or has expired since
+the workflow was registered) is recorded as refused (``TriggerRefused``, with the reason, shown
+on the registration and in the audit trail); the registration stays and its later fires are
+checked anew.
+
 An execution that ended has its ``onSuccess``/``onFailure`` actions run here, on the leader,
 and then recorded (``RecordActions``). Actions run at least once: a leader that dies after
 running them but before recording them leaves them to the next leader, which runs them again.
@@ -41,9 +47,10 @@ from quorus.workflow.controller.commands import (
     StepEnded,
     TriggerCleared,
     TriggerFired,
+    TriggerRefused,
 )
 from quorus.workflow.controller.jobs import JobSpec, job_spec, step_ended
-from quorus.workflow.controller.records import LiveExecution
+from quorus.workflow.controller.records import LiveExecution, Registration
 from quorus.workflow.controller.state import WorkflowStateModule
 from quorus.workflow.execution import Decision
 from quorus.workflow.summary import ActionOutcome
@@ -276,8 +283,7 @@ class LeaderDriver:
                 if trigger.type == "cron":
                     for scheduled in due_fires(trigger, kept.last_fire,
                                                registration.command.at, now):
-                        await self._propose(TriggerFired(registration.name, trigger.name,
-                                                         scheduled, now))
+                        await self._fire(registration, trigger.name, scheduled, now, None)
                 elif look_at_files and trigger.path:
                     signature = await anyio.to_thread.run_sync(file_signature, trigger.path)
                     # A flag file still being written changes between two looks: it fires
@@ -289,8 +295,19 @@ class LeaderDriver:
                         await self._propose(TriggerCleared(registration.name, trigger.name,
                                                            now))
                     elif steady and file_fires(kept.signature, signature):
-                        await self._propose(TriggerFired(registration.name, trigger.name, now,
-                                                         now, signature=signature))
+                        await self._fire(registration, trigger.name, now, now, signature)
+
+    async def _fire(self, registration: Registration, trigger: str, scheduled: float,
+                    now: float, signature: str | None) -> None:
+        """Propose a fire; one the state refuses is recorded as refused, with the reason."""
+        try:
+            await self._propose(TriggerFired(registration.name, trigger, scheduled, now,
+                                             signature=signature,
+                                             reach=registration.command.reach))
+        except CommandRefused as exc:
+            log.warning("trigger %s/%s refused: %s", registration.name, trigger, exc)
+            await self._propose(TriggerRefused(registration.name, trigger, scheduled, now,
+                                               str(exc), signature=signature))
 
 
 def _message(exc: BaseException) -> str:

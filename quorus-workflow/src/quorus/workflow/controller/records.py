@@ -78,21 +78,30 @@ class LiveExecution:
 @dataclass(slots=True)
 class TriggerState:
     """What the quorum remembers of one trigger: the last fire (its scheduled time), the flag
-    file's signature at that fire, how many fires and the last execution started."""
+    file's signature at that fire, how many fires and the last execution started, and the
+    fires that were refused."""
 
     last_fire: float | None = None
     signature: str | None = None
     fires: int = 0
     last_execution: str | None = None
+    #: Fires the state refused (no data-sharing agreement in force...), the last one's
+    #: reason and scheduled time.
+    refusals: int = 0
+    last_refusal: str | None = None
+    last_refused_at: float | None = None
 
     def to_plain(self) -> dict[str, Any]:
         return {"last_fire": self.last_fire, "signature": self.signature, "fires": self.fires,
-                "last_execution": self.last_execution}
+                "last_execution": self.last_execution, "refusals": self.refusals,
+                "last_refusal": self.last_refusal, "last_refused_at": self.last_refused_at}
 
     @classmethod
     def from_plain(cls, data: dict[str, Any]) -> TriggerState:
+        # Snapshots written before refusals were recorded have none.
         return cls(data["last_fire"], data["signature"], int(data["fires"]),
-                   data["last_execution"])
+                   data["last_execution"], int(data.get("refusals", 0)),
+                   data.get("last_refusal"), data.get("last_refused_at"))
 
 
 @dataclass(slots=True)
@@ -125,7 +134,8 @@ class Registration:
         return {"name": self.name, "workflow": self.workflow.name,
                 "registered_at": self.command.at, "submitted_by": self.command.submitted_by,
                 "tenant": self.command.tenant, "namespace": self.command.namespace,
-                "files": sorted(self.command.files), "triggers": triggers}
+                "files": sorted(self.command.files), "triggers": triggers,
+                "reach": None if self.command.reach is None else to_plain(self.command.reach)}
 
     def same_submission(self, other: RegisterWorkflow) -> bool:
         """``other`` registers the same thing again (a client's retry)."""

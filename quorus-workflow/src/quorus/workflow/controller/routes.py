@@ -5,7 +5,8 @@ Submissions are validated and planned here before anything is proposed: a defini
 problems is answered ``400`` ``{"error": "invalid-workflow", "message", "issues"}`` and never
 reaches the log. Writes go through consensus (a follower forwards them to the leader, as for
 jobs); reads are linearizable unless ``consistent=false``. A command the state refuses (pausing
-an execution that ended) is ``409``.
+an execution that ended) is ``409``; one a tenant module's admission refuses (a cross-tenant
+workflow without a data-sharing agreement in force) is ``403`` with the reason.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from quorus.workflow.controller.commands import (
     Scalar,
     SubmitExecution,
     UnregisterWorkflow,
+    workflow_reach,
 )
 from quorus.workflow.controller.prepared import SubmissionError, prepare
 from quorus.workflow.controller.records import WorkflowResult
@@ -133,7 +135,7 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         await propose(SubmitExecution(
             execution_id, at, body.files, body.workflow, body.environment, body.sets,
             body.bindings, body.mode, principal(request), prepared.workflow.tenant,
-            prepared.workflow.namespace))
+            prepared.workflow.namespace, reach=workflow_reach(prepared.workflow)))
         return view(execution_id)
 
     @router.get("/v1/workflows/executions")
@@ -201,7 +203,8 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         try:
             command = RegisterWorkflow(name, at, body.files, body.workflow, body.environment,
                                        body.sets, body.bindings, principal(request),
-                                       prepared.workflow.tenant, prepared.workflow.namespace)
+                                       prepared.workflow.tenant, prepared.workflow.namespace,
+                                       reach=workflow_reach(prepared.workflow))
         except ValueError as exc:
             return invalid_workflow(SubmissionError(f"{exc}: give a name in the request"))
         await propose(command)

@@ -34,8 +34,11 @@ from quorus.workflow.controller.commands import (
     SubmitExecution,
     TriggerCleared,
     TriggerFired,
+    TriggerRefused,
     UnregisterWorkflow,
+    WorkflowReach,
     check_id,
+    workflow_reach,
 )
 from quorus.workflow.controller.prepared import SubmissionError, prepare
 from quorus.workflow.controller.records import (
@@ -46,6 +49,7 @@ from quorus.workflow.controller.records import (
     refused,
 )
 from quorus.workflow.execution import Decision, Execution
+from quorus.workflow.model import WorkflowDefinition
 from quorus.workflow.summary import StepStatus
 from quorus.workflow.triggers import fire_execution_id
 
@@ -106,7 +110,7 @@ class WorkflowStateModule:
             if self._registrations.pop(command.name, None) is None:
                 return refused(f"no registered workflow {command.name!r}")
             return WorkflowResult(True)
-        if isinstance(command, TriggerFired | TriggerCleared):
+        if isinstance(command, TriggerFired | TriggerCleared | TriggerRefused):
             return self._trigger(command)
         execution_id = getattr(command, "execution_id", "")
         record = self._live.get(execution_id)
@@ -136,6 +140,9 @@ class WorkflowStateModule:
                                started_at=command.at)
         except SubmissionError as exc:
             return refused(exc.message, execution_id)
+        mismatch = _reach_mismatch(command.reach, prepared.workflow)
+        if mismatch:
+            return refused(mismatch, execution_id)
         execution = Execution(execution_id, prepared.plan, prepared.binder.judge,
                               started_at=command.at, mode=command.mode)
         self._live[execution_id] = LiveExecution(command, execution, prepared.binder,
@@ -199,6 +206,9 @@ class WorkflowStateModule:
                                needs_triggers=True)
         except SubmissionError as exc:
             return refused(exc.message)
+        mismatch = _reach_mismatch(command.reach, prepared.workflow)
+        if mismatch:
+            return refused(mismatch)
         for trigger in prepared.workflow.triggers:
             try:
                 check_id("execution id", fire_execution_id(command.name, trigger.name, 0.0))
@@ -209,7 +219,8 @@ class WorkflowStateModule:
         self._registrations[command.name] = Registration(command, prepared.workflow, triggers)
         return WorkflowResult(True)
 
-    def _trigger(self, command: TriggerFired | TriggerCleared) -> WorkflowResult:
+    def _trigger(self, command: TriggerFired | TriggerCleared | TriggerRefused
+                 ) -> WorkflowResult:
         registration = self._registrations.get(command.registration)
         kept = registration.triggers.get(command.trigger) if registration else None
         if registration is None or kept is None:
@@ -223,6 +234,18 @@ class WorkflowStateModule:
                 return WorkflowResult(True, kept.last_execution or "", duplicate=True)
         elif kept.last_fire is not None and command.scheduled_at <= kept.last_fire:
             return WorkflowResult(True, kept.last_execution or "", duplicate=True)
+        if isinstance(command, TriggerRefused):
+            # The fire is spent (not proposed again); the registration stays for later ones.
+            kept.last_fire = command.scheduled_at
+            kept.signature = command.signature
+            kept.refusals += 1
+            kept.last_refusal = command.reason
+            kept.last_refused_at = command.scheduled_at
+            return WorkflowResult(True)
+        expected = registration.command.reach
+        if expected is not None and command.reach != expected:
+            return refused(f"the fire of {registration.name}/{command.trigger} does not carry "
+                           "its registration's tenant reach")
         execution_id = fire_execution_id(registration.name, command.trigger,
                                          command.scheduled_at)
         source = registration.command
@@ -230,7 +253,8 @@ class WorkflowStateModule:
             execution_id=execution_id, at=command.scheduled_at, files=source.files,
             workflow=source.workflow, environment=source.environment, sets=source.sets,
             bindings=source.bindings, submitted_by=f"trigger {registration.name}/"
-            f"{command.trigger}", tenant=source.tenant, namespace=source.namespace)
+            f"{command.trigger}", tenant=source.tenant, namespace=source.namespace,
+            reach=source.reach)
         kept.last_fire = command.scheduled_at
         kept.signature = command.signature
         kept.fires += 1
@@ -279,6 +303,16 @@ class WorkflowStateModule:
                 from quorus.workflow.summary import ActionOutcome
 
                 record.actions = tuple(ActionOutcome.from_json(a) for a in item["actions"])
+
+
+def _reach_mismatch(reach: WorkflowReach | None, workflow: WorkflowDefinition) -> str | None:
+    """Why a command's declared reach is not its workflow's (``None``: it is, or the command
+    declares none, as those logged before reaches existed)."""
+    if reach is None or reach == workflow_reach(workflow):
+        return None
+    return (f"the command's tenant reach (owner {reach.owner}, tenants "
+            f"{', '.join(reach.tenants)}) is not that of workflow {workflow.name!r}: propose "
+            "it again from the workflow's files")
 
 
 def _decision_problem(record: LiveExecution, decisions: list[Decision]) -> str | None:
