@@ -79,10 +79,12 @@ async def test_the_principal_commands_over_the_rest_api(
             assert text.startswith("qrs_") and "only time it is shown" in issued.stderr
             as_bot = {"Authorization": f"Bearer {text}"}
             job = await http.post("/v1/jobs", headers=as_bot, json={
-                "source": "/a", "destination": "/b", "tenant": "acme", "namespace": "finance"})
+                "source": "/data/tenants/acme/a", "destination": "/data/tenants/acme/b",
+                "tenant": "acme", "namespace": "finance"})
             assert job.status_code == 201, job.text
             elsewhere = await http.post("/v1/jobs", headers=as_bot, json={
-                "source": "/a", "destination": "/b", "tenant": "acme"})
+                "source": "/data/tenants/acme/a", "destination": "/data/tenants/acme/b",
+                "tenant": "acme"})
             assert elsewhere.status_code == 403
 
             (token_id,) = access.tokens

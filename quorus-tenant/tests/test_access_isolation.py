@@ -124,9 +124,9 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 
 
 async def submit(client: httpx.AsyncClient, job_id: str, tenant: str) -> httpx.Response:
-    return await client.post("/v1/jobs", json={"id": job_id, "source": "/a",
-                                               "destination": f"/b/{job_id}",
-                                               "tenant": tenant})
+    return await client.post("/v1/jobs", json={
+        "id": job_id, "source": f"/data/tenants/{tenant}/a",
+        "destination": f"/data/tenants/{tenant}/b/{job_id}", "tenant": tenant})
 
 
 async def test_jobs_agents_cluster_and_metrics_are_fenced_by_tenant(fleet: Fleet) -> None:

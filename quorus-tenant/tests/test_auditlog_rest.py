@@ -93,8 +93,9 @@ async def recorded(server: ControllerServer, tenant: str, entry: tuple[str, str,
 
 async def populate(client: httpx.AsyncClient) -> None:
     assert (await client.put("/v1/tenants", json={"yaml": TENANTS})).status_code == 200
-    submitted = await client.post("/v1/jobs", json={"id": "j1", "source": "/a",
-                                                    "destination": "/b", "tenant": "acme"})
+    submitted = await client.post("/v1/jobs", json={
+        "id": "j1", "source": "/data/tenants/acme/a", "destination": "/data/tenants/acme/b",
+        "tenant": "acme"})
     assert submitted.status_code == 201, submitted.text
     assert (await client.post("/v1/jobs/j1/cancel")).status_code == 200
     assert (await client.post("/v1/tenants/beta/suspend",

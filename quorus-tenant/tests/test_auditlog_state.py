@@ -92,7 +92,8 @@ class Replica:
 
 
 def submit(job_id: str, tenant: str, at: float = T0, by: str = "alice") -> SubmitJob:
-    return SubmitJob.new("/data/a", f"/data/{job_id}", job_id=job_id, at=at, tenant=tenant,
+    return SubmitJob.new(f"/data/tenants/{tenant}/a", f"/data/tenants/{tenant}/{job_id}",
+                         job_id=job_id, at=at, tenant=tenant,
                          submitted_by=by)
 
 
@@ -125,8 +126,8 @@ def test_a_jobs_life_and_its_agent_are_recorded_in_its_tenants_chain() -> None:
     records = chain.records
     assert [r.sequence for r in records] == list(range(1, 10))
     assert all(r.outcome == "applied" for r in records)
-    assert records[2].detail == {"namespace": "default", "source": "/data/a",
-                                 "destination": "/data/j1"}
+    assert records[2].detail == {"namespace": "default", "source": "/data/tenants/acme/a",
+                                 "destination": "/data/tenants/acme/j1"}
     assert records[5].detail["bytes"] == 10
     assert records[7].detail["reason"] == "no longer needed"
     assert replica.actions("beta") == [("root", "tenant.applied", "beta")]

@@ -62,8 +62,9 @@ async def apply(client: httpx.AsyncClient, *docs: str) -> httpx.Response:
 
 
 async def submit(client: httpx.AsyncClient, tenant: str, **extra: Any) -> httpx.Response:
-    return await client.post("/v1/jobs", json={"source": "/a", "destination": "/b",
-                                               "tenant": tenant, **extra})
+    return await client.post("/v1/jobs", json={
+        "source": f"/data/tenants/{tenant}/a", "destination": f"/data/tenants/{tenant}/b",
+        "tenant": tenant, **extra})
 
 
 async def test_tenants_are_applied_listed_shown_and_deleted(

@@ -23,6 +23,7 @@ from quorus.core.controller import (
 from quorus.core.controller.model import JobOptions, JobState
 from quorus.core.controller.results import RejectCode
 from quorus.core.controller.scheduler import schedule
+from quorus.core.controller.server import transfer_options
 from quorus.tenant.commands import (
     ActivateTenant,
     ApplyTenants,
@@ -70,7 +71,8 @@ class Fleet:
     def submit(self, tenant: str = "default", *, at: float = T0, namespace: str = "default",
                job_id: str | None = None, **options: Any) -> Applied | Rejected:
         job_id = job_id or f"j{next(self.ids)}"
-        result = self.run(SubmitJob.new("/src", f"/dst/{job_id}", job_id=job_id, at=at,
+        result = self.run(SubmitJob.new(f"/data/tenants/{tenant}/src", f"/data/tenants/{tenant}/dst/{job_id}",
+                                        job_id=job_id, at=at,
                                         tenant=tenant, namespace=namespace,
                                         options=JobOptions(**options)))
         assert isinstance(result, Applied | Rejected)
@@ -186,18 +188,43 @@ def test_file_size_is_checked_at_admission_or_recorded_at_completion(fleet: Flee
     assert fleet.module.ledger.usage("team", "2024-10-04").oversize == 0
 
 
-def test_bandwidth_must_be_asked_within_the_limit(fleet: Fleet) -> None:
+def test_bandwidth_is_capped_by_the_lowest_limit_up_the_hierarchy(fleet: Fleet) -> None:
     fleet.tenants(doc("company", maxBandwidthMbps=100), doc("team", "company",
                                                             maxBandwidthMbps=50))
-    none = refused(fleet.submit("team"))
-    assert none.details == {"quota": "maxBandwidthMbps", "limit": 50, "usage": None,
-                            "tenant": "team"}
-    assert "asks for no bandwidth limit" in none.message
-    assert refused(fleet.submit("team", bandwidth_mbps=80)).details["limit"] == 50
-    accepted = fleet.submit("team", bandwidth_mbps=50)
-    assert isinstance(accepted, Applied)
-    assert accepted.jobs[0].options.bandwidth_mbps == 50  # what the agent is told
-    assert refused(fleet.submit("company", bandwidth_mbps=120)).details["tenant"] == "company"
+    unlimited = fleet.submit("team")
+    assert isinstance(unlimited, Applied)  # capped, not refused
+    job = unlimited.jobs[0]
+    constraints = fleet.state.job_constraints(job)
+    assert constraints.bandwidth_limit == 50 * 125_000  # 50 Mbps in bytes per second
+    options = transfer_options(job, constraints)
+    assert options.bandwidth_limit == 50 * 125_000  # what the agent is told
+    slower = fleet.submit("team", bandwidth_mbps=10)
+    assert isinstance(slower, Applied)
+    options = transfer_options(slower.jobs[0], fleet.state.job_constraints(slower.jobs[0]))
+    assert options.bandwidth_limit == 10 * 125_000  # the job's own, lower, limit stands
+    faster = fleet.submit("company", bandwidth_mbps=120)
+    assert isinstance(faster, Applied)
+    assert fleet.state.job_constraints(faster.jobs[0]).bandwidth_limit == 100 * 125_000
+
+
+def test_jobs_are_confined_to_their_tenants_storage_on_the_agent(fleet: Fleet) -> None:
+    company = doc("company") + ("  security:\n    networking:\n"
+                                "      allowedDestinations: [\"/srv/company/*\"]\n")
+    fleet.tenants(company, doc("team", "company"), doc("solo"))
+    solo = fleet.submit("solo")
+    assert isinstance(solo, Applied)
+    # A tenant (and its ancestors) naming no storage gets /data/tenants/<id>.
+    assert fleet.state.job_constraints(solo.jobs[0]).storage_roots == ("/data/tenants/solo",)
+    refused(fleet.submit("team"))  # /data/tenants/team is not the company's /srv/company
+    team = fleet.run(SubmitJob.new("/srv/company/in/x", "/srv/company/out/x", job_id="t1",
+                                   at=T0, tenant="team"))
+    assert isinstance(team, Applied)
+    options = transfer_options(team.jobs[0], fleet.state.job_constraints(team.jobs[0]))
+    assert options.storage_roots == ("/srv/company/*",)
+    # The default tenant is not confined (no TenantConfiguration names it).
+    default = fleet.run(SubmitJob.new("/a", "/b", job_id="d1", at=T0))
+    assert isinstance(default, Applied)
+    assert fleet.state.job_constraints(default.jobs[0]).storage_roots is None
 
 
 def test_storage_usage_counts_every_byte_written(fleet: Fleet) -> None:

@@ -24,6 +24,7 @@ from quorus.core.confine import (
     normalise_path,
     open_destination_safely,
     resolve_inside,
+    tree_patterns,
 )
 
 #: A tenant's storage root when its configuration (and its ancestors') names none.
@@ -51,4 +52,5 @@ __all__ = [
     "normalise_path",
     "open_destination_safely",
     "resolve_inside",
+    "tree_patterns",
 ]

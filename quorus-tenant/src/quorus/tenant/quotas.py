@@ -16,9 +16,9 @@ The rules, applied to the submitting tenant and every ancestor, nearest first:
   completed.
 - ``maxStorageUsage``: the same rule over every byte the tenant's jobs have written (Quorus
   deletes nothing, so this is an upper bound of what the tenant stores through it).
-- ``maxBandwidthMbps``: a job must ask for a bandwidth cap (``bandwidth_mbps``) within it; one
-  asking for more, or for none, is refused rather than silently capped, so the cap the agent
-  applies is the one the job shows.
+- ``maxBandwidthMbps`` is not an admission rule: it caps each job's transfer on the agent
+  (the lowest cap up the hierarchy, and the job's own ``bandwidth_mbps`` if lower), through
+  the ``tenant`` module's ``job_constraints``.
 
 Everything is deterministic (times come from the commands); :class:`QuotaLedger` is driven by
 the ``tenant`` state module.
@@ -117,18 +117,18 @@ class QuotaLedger:
     # -- admission ------------------------------------------------------------------------------
 
     def refusal(self, chain: Iterable[tuple[str, Quotas]], at: float,
-                expected_size: int | None, bandwidth_mbps: float | None) -> Refusal | None:
+                expected_size: int | None) -> Refusal | None:
         """Why a job submitted at ``at`` does not fit the quotas of ``chain`` (each tenant
         and its quotas, nearest first), or ``None``."""
         day, month = periods(at)
         for tenant, quotas in chain:
-            refused = self._check(tenant, quotas, day, month, expected_size, bandwidth_mbps)
+            refused = self._check(tenant, quotas, day, month, expected_size)
             if refused is not None:
                 return refused
         return None
 
-    def _check(self, tenant: str, q: Quotas, day: str, month: str, expected: int | None,
-               bandwidth: float | None) -> Refusal | None:
+    def _check(self, tenant: str, q: Quotas, day: str, month: str, expected: int | None
+               ) -> Refusal | None:
         limit: int | float | None = q.max_concurrent_transfers
         if limit is not None:
             used = self.running.get(tenant, 0)
@@ -163,13 +163,6 @@ class QuotaLedger:
                 return Refusal("maxStorageUsage", limit, used, tenant,
                                f"tenant {tenant} wrote or reserved {used} of its {limit} "
                                f"bytes of storage; this job needs {need}")
-        limit = q.max_bandwidth_mbps
-        if limit is not None and (bandwidth is None or bandwidth > limit):
-            asked = "no bandwidth limit" if bandwidth is None else f"{bandwidth} Mbps"
-            return Refusal("maxBandwidthMbps", limit, bandwidth, tenant,
-                           f"the job asks for {asked}, tenant {tenant} allows at most "
-                           f"{limit} Mbps: submit it with a bandwidth limit of {limit} Mbps "
-                           "or less")
         return None
 
     @staticmethod

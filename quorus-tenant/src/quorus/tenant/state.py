@@ -27,7 +27,7 @@ from typing import Any
 from quorus.core.controller.commands import Command, SubmitJob
 from quorus.core.controller.model import AgentRecord, JobRecord
 from quorus.core.controller.results import Applied, RejectCode, Rejected
-from quorus.core.controller.state import ControllerState
+from quorus.core.controller.state import ControllerState, JobConstraints
 from quorus.tenant.commands import (
     COMMAND_TYPES,
     ActivateTenant,
@@ -47,7 +47,7 @@ from quorus.tenant.model import (
     tenant_from_plain,
     tenant_to_plain,
 )
-from quorus.tenant.paths import StoragePathError, location_inside
+from quorus.tenant.paths import StoragePathError, default_roots, location_inside, tree_patterns
 from quorus.tenant.quotas import QuotaLedger
 
 SNAPSHOT_FORMAT = 1
@@ -172,29 +172,29 @@ class TenantStateModule:
         if outside is not None:
             return _denied(command, index, outside)
         quotas: list[tuple[str, Quotas]] = [(t, self.tenants[t].quotas) for t in chain]
-        refused = self.ledger.refusal(quotas, command.at, command.options.expected_size,
-                                      command.options.bandwidth_mbps)
+        refused = self.ledger.refusal(quotas, command.at, command.options.expected_size)
         if refused is None:
             return None
         return Rejected(command.NAME, index, RejectCode.QUOTA_EXCEEDED,
                         f"quota {refused.quota} exceeded: {refused.message}",
                         refused.details())
 
-    def storage_problem(self, chain: tuple[str, ...], command: SubmitJob) -> str | None:
-        """Why the job's destination (or local source) is outside its tenant's storage: the
-        tenant's ``allowedDestinations``, else its nearest ancestor's. Traversal (``..``,
-        encoded or not) is refused outright. A chain that names no storage is not restricted
-        yet (the design's default root, ``/data/tenants/<id>``, comes with the agent-side
-        check)."""
-        roots: tuple[str, ...] = ()
+    def storage_roots(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        """The storage of the first tenant of ``chain``: its ``allowedDestinations``, else its
+        nearest ancestor's, else its own default root ``/data/tenants/<id>``."""
         for tenant_id in chain:
             roots = self.tenants[tenant_id].allowed_destinations
             if roots:
-                break
+                return roots
+        return default_roots(chain[0])
+
+    def storage_problem(self, chain: tuple[str, ...], command: SubmitJob) -> str | None:
+        """Why the job's destination (or local source) is outside its tenant's storage
+        (:meth:`storage_roots`). Traversal (``..``, encoded or not) is refused outright. The
+        agent checks again, and writes local files without following symbolic links."""
+        roots = self.storage_roots(chain)
         tenant = chain[0]
-        if not roots:
-            return None
-        patterns = _patterns(roots)
+        patterns = tree_patterns(roots)
         places = [("destination", command.destination, command.destination_display)]
         if command.source_scheme == "file":
             places.append(("source", command.source, command.source_display))
@@ -239,6 +239,17 @@ class TenantStateModule:
             return None
         return None
 
+    def job_constraints(self, job: JobRecord, state: ControllerState) -> JobConstraints | None:
+        """How agents must run ``job``: inside its tenant's storage roots, and no faster than
+        the lowest ``maxBandwidthMbps`` up its hierarchy. Jobs of the ``default`` tenant, and
+        every job while no tenant is configured, are not constrained."""
+        if job.tenant not in self.tenants:
+            return None
+        chain = self.chain(job.tenant)
+        caps = [q for t in chain if (q := self.tenants[t].quotas.max_bandwidth_mbps) is not None]
+        bandwidth = max(1, int(min(caps) * 1_000_000 / 8)) if caps else None
+        return JobConstraints(bandwidth, self.storage_roots(chain))
+
     # -- snapshot -------------------------------------------------------------------------------
 
     def snapshot(self) -> Any:
@@ -263,11 +274,6 @@ class TenantStateModule:
         self.tenants = tenants
         self.ledger = ledger
         self._chains.clear()
-
-
-def _patterns(roots: tuple[str, ...]) -> tuple[str, ...]:
-    # A root covers everything below it: "/data/acme" admits "/data/acme/x/y".
-    return tuple(p if any(c in p for c in "*?[") else f"{p.rstrip('/')}/*" for p in roots)
 
 
 def _denied(command: Command, index: int, message: str) -> Rejected:

@@ -37,6 +37,7 @@ from typing import Any
 import anyio
 from quorus.core import errors
 from quorus.core.agentproto import Assign, TransferOptions
+from quorus.core.confine import Confinement
 from quorus.core.engine import (
     ExpectedChecksum,
     OverwritePolicy,
@@ -176,6 +177,7 @@ async def run_attempt(
     try:
         source = _location(assign.source)
         destination = _location(assign.destination)
+        check_storage(assign, source)
         dst = engine.protocol(destination)
         dst.check_location(destination)
         staged = dst.capabilities(destination).rename
@@ -208,6 +210,19 @@ async def run_attempt(
     except anyio.get_cancelled_exc_class():
         await _discard(dst, staging)
         raise
+
+
+def check_storage(assign: Assign, source: Location) -> None:
+    """Refuse, before anything is opened, a destination (or a local source) outside the
+    storage roots the job is confined to. The confined ``file`` protocol then also refuses
+    any symbolic link on the way, which a lexical check cannot see."""
+    roots = assign.options.storage_roots
+    if roots is None:
+        return
+    confinement = Confinement(roots)
+    confinement.check(assign.destination)
+    if source.scheme == "file":
+        confinement.check(assign.source)
 
 
 async def _direct(

@@ -64,9 +64,14 @@ from quorus.core.engine import TransferEngine, TransferProgress
 from quorus.core.errors import QuorusError
 from quorus.core.netaddr import split_host_port
 from quorus.core.plugins import PluginRegistry
+from quorus.core.protocol import TransferProtocol
+from quorus.core.protocols.file import FileProtocol
 from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
 
 log = logging.getLogger(__name__)
+
+#: Sets of storage roots (tenants, in practice) that keep an engine of their own on an agent.
+MAX_CONFINED_ENGINES = 64
 
 #: Seconds a frame may take to send before the connection is given up as broken.
 SEND_TIMEOUT = 10.0
@@ -181,6 +186,9 @@ class AgentRuntime:
         self._plugins = plugins
         self._engine = engine
         self._own_engine = engine is None
+        # Engines whose file protocol is confined to a tenant's storage, one per set of
+        # roots, so jobs of one tenant still share connections (see _confined_engine).
+        self._confined: dict[tuple[str, ...], tuple[TransferEngine, FileProtocol]] = {}
         self.meter = StatusMeter(config.work_dir, bandwidth_limit=config.bandwidth_limit)
         send, receive = anyio.create_memory_object_stream[_Event](math.inf)
         self._events: MemoryObjectSendStream[_Event] = send
@@ -235,6 +243,10 @@ class AgentRuntime:
                 await self._close_connection()
                 if self._own_engine and self._engine is not None:
                     await self._engine.aclose()
+                for confined, file_protocol in self._confined.values():
+                    await confined.aclose()
+                    await file_protocol.aclose()  # given to the engine, so not closed by it
+                self._confined.clear()
             self._events.close()
             self._inbox.close()
         reason = self.stopped or "cancelled"
@@ -491,20 +503,43 @@ class AgentRuntime:
         self, assign: Assign, progressed: Callable[[TransferProgress], None]
     ) -> AttemptOutcome:
         assert self._engine is not None
+        roots = assign.options.storage_roots
         try:
             if not assign.options.protocol_options:
-                return await run_attempt(self._engine, assign, progressed)
+                engine = self._engine if roots is None else self._confined_engine(roots)
+                if engine is not None:
+                    return await run_attempt(engine, assign, progressed)
             # Per-job protocol options need protocol instances of their own.
             options = protocol_options(assign.options.protocol_options)
-            async with TransferEngine(
-                protocol_options=options, max_concurrent=1, plugin_registry=self._plugins
-            ) as engine:
+            async with contextlib.AsyncExitStack() as stack:
+                given: dict[str, TransferProtocol] = {}
+                if roots is not None:
+                    given["file"] = await stack.enter_async_context(
+                        FileProtocol({**options.get("file", {}), "confine": list(roots)}))
+                engine = await stack.enter_async_context(TransferEngine(
+                    protocol_options=options, protocols=given, max_concurrent=1,
+                    plugin_registry=self._plugins))
                 return await run_attempt(engine, assign, progressed)
         except QuorusError as exc:  # e.g. a malformed protocol option
             return failure(exc)
         except Exception as exc:  # a bug or an unexpected plugin error fails this job only
             log.exception("job %s attempt %d raised", assign.job_id, assign.attempt)
             return AttemptFailedWith(type(exc).__name__, f"unexpected error: {exc}", True)
+
+
+    def _confined_engine(self, roots: tuple[str, ...]) -> TransferEngine | None:
+        """The shared engine for jobs confined to ``roots`` (``None`` past
+        :data:`MAX_CONFINED_ENGINES` sets of roots: the job then gets an engine of its own)."""
+        found = self._confined.get(roots)
+        if found is None:
+            if len(self._confined) >= MAX_CONFINED_ENGINES:
+                return None
+            confined = FileProtocol({"confine": list(roots)})
+            found = (TransferEngine(protocols={"file": confined},
+                                    max_concurrent=self.config.max_concurrent,
+                                    plugin_registry=self._plugins), confined)
+            self._confined[roots] = found
+        return found[0]
 
 
 __all__ = ["SAMPLE_INTERVAL", "SEND_TIMEOUT", "AgentRuntime", "agent_version", "registration"]

@@ -11,6 +11,7 @@ restart), and read everything the agents said in :attr:`LoopbackController.log`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Sequence
@@ -36,12 +37,12 @@ from quorus.core.agentproto import (
     Register,
     RegistrationRequested,
     Step,
-    TransferOptions,
     from_wire,
     to_wire,
 )
 from quorus.core.controller.scheduler import AgentCapacity, schedule
-from quorus.core.engine import OverwritePolicy
+from quorus.core.controller.server import transfer_options
+from quorus.core.controller.state import JobConstraints
 from quorus.core.wire import ConnectionClosedError, FramedStream, Hello, WireError
 
 log = logging.getLogger(__name__)
@@ -72,20 +73,12 @@ def register_command(register: Register, at: float) -> ctl.RegisterAgent:
     )
 
 
-def assign_message(job: ctl.JobRecord) -> Assign:
-    """The ``Assign`` for a job's current attempt."""
-    options = job.options
-    checksum = options.checksum.lower().removeprefix("sha256:") if options.checksum else None
-    bandwidth = int(options.bandwidth_mbps * 125_000) if options.bandwidth_mbps else None
-    return Assign(
-        job.id, job.attempt, job.source, job.destination,
-        TransferOptions(
-            checksum=checksum, size=options.expected_size,
-            overwrite=OverwritePolicy(options.overwrite), bandwidth_limit=bandwidth,
-            retries=0, protocol_options=dict(options.protocol_options),
-        ),
-        job.tenant, job.namespace,
-    )
+def assign_message(job: ctl.JobRecord, constraints: JobConstraints | None = None) -> Assign:
+    """The ``Assign`` for a job's current attempt, as the controller sends it but with no
+    retries inside the attempt (tests see every failure)."""
+    options = dataclasses.replace(transfer_options(job, constraints), retries=0)
+    return Assign(job.id, job.attempt, job.source, job.destination, options,
+                  job.tenant, job.namespace)
 
 
 @dataclass
@@ -188,7 +181,8 @@ class LoopbackController:
             job = self.state.job(assignment.job_id)
             agent = self._agents.get(assignment.agent_id)
             if job is not None and agent is not None:
-                await self._send(agent, agent.session.assign(assign_message(job)))
+                await self._send(agent, agent.session.assign(
+                    assign_message(job, self.state.job_constraints(job))))
 
     async def cancel(self, job_id: str) -> Any:
         result = self.propose(ctl.CancelJob(job_id, anyio.current_time()))

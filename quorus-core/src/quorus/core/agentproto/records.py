@@ -207,8 +207,10 @@ class TransferOptions:
     """How an assigned transfer runs: the expected SHA-256 and size (``None``: not known in
     advance) or size range, the overwrite policy, a bandwidth limit in bytes/s (``None``:
     none), the retries the agent makes itself, protocol options (``SCHEME.KEY`` → value, as
-    ``-o`` takes), the destination's mode, whether to create directories, and the number of
-    parallel ranged streams (``None``: the protocol's choice)."""
+    ``-o`` takes), the destination's mode, whether to create directories, the number of
+    parallel ranged streams (``None``: the protocol's choice), and the storage roots the
+    destination and a local source must stay inside (``None``: not confined; local files are
+    then reached without following links, see :mod:`quorus.core.confine`)."""
 
     checksum: str | None = None
     size: int | None = None
@@ -221,6 +223,7 @@ class TransferOptions:
     mode: int | None = None
     create_directories: bool = True
     streams: int | None = None
+    storage_roots: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.checksum is not None:
@@ -235,6 +238,8 @@ class TransferOptions:
             "bandwidth_limit must be positive",
         )
         require(self.retries >= 0, "retries must not be negative")
+        require(self.storage_roots is None or len(self.storage_roots) <= 256,
+                "at most 256 storage roots")
 
 
 __all__ = [

@@ -57,7 +57,11 @@ from quorus.core.controller.service import (
 )
 from quorus.core.controller.settings import ControllerSettings, split_address
 from quorus.core.controller.softstate import SoftState
-from quorus.core.controller.state import ControllerState, installed_state_modules
+from quorus.core.controller.state import (
+    ControllerState,
+    JobConstraints,
+    installed_state_modules,
+)
 from quorus.core.engine.model import OverwritePolicy
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.core.wire import Hello
@@ -71,26 +75,34 @@ EXTENSION_RESTART_DELAY = 1.0
 ROUND_LIMIT = 500
 
 
-def transfer_options(job: JobRecord) -> TransferOptions:
-    """What an agent needs to know of a job's options."""
+def transfer_options(job: JobRecord, constraints: JobConstraints | None = None
+                     ) -> TransferOptions:
+    """What an agent needs to know of a job's options, with the state modules'
+    ``constraints`` on it (a bandwidth cap lowers the job's own; storage roots confine it)."""
     options = job.options
     checksum = options.checksum
     digest = checksum.split(":", 1)[1].lower() if checksum and checksum.lower().startswith(
         "sha256:") else None
     bandwidth = (int(options.bandwidth_mbps * 1_000_000 / 8)
                  if options.bandwidth_mbps else None)
+    roots = None
+    if constraints is not None:
+        if constraints.bandwidth_limit is not None:
+            bandwidth = min(bandwidth or constraints.bandwidth_limit, constraints.bandwidth_limit)
+        roots = constraints.storage_roots
     return TransferOptions(
         checksum=digest, size=options.expected_size,
         overwrite=OverwritePolicy(options.overwrite), bandwidth_limit=bandwidth or None,
         protocol_options=dict(options.protocol_options), size_min=options.size_min,
         size_max=options.size_max, mode=options.mode,
         create_directories=options.create_directories, streams=options.streams,
+        storage_roots=roots,
     )
 
 
-def assign_message(job: JobRecord) -> Assign:
-    return Assign(job.id, job.attempt, job.source, job.destination, transfer_options(job),
-                  job.tenant, job.namespace)
+def assign_message(job: JobRecord, constraints: JobConstraints | None = None) -> Assign:
+    return Assign(job.id, job.attempt, job.source, job.destination,
+                  transfer_options(job, constraints), job.tenant, job.namespace)
 
 
 class ControllerServer:
@@ -419,7 +431,8 @@ class ControllerServer:
                 return
             job = next(j for j in applied.jobs if j.id == assignment.job_id)
             if link.session.active:
-                await link.push(link.session.assign(assign_message(job)))
+                await link.push(link.session.assign(
+                    assign_message(job, self._state.job_constraints(job))))
                 assigned += 1
 
         # Proposed all at once, so consensus commits the round in a few batches (one fsync
