@@ -65,6 +65,10 @@ _WORKFLOW_CONTROLS = {
     "workflow-resume-execution": "workflow.resumed",
     "workflow-cancel-execution": "workflow.cancelled",
 }
+_SHARING_ACTIONS = {
+    "sharing-record-agreement": "agreement.recorded",
+    "sharing-revoke-agreement": "agreement.revoked",
+}
 #: Fields of a sharing command worth keeping with its record.
 _SHARING_DETAIL = ("provider", "recipient", "mutual", "valid_from", "expires_at", "purpose",
                    "classification", "reason")
@@ -121,7 +125,7 @@ def entries(command: Command, result: Applied, state: ControllerState,
 
 
 def _actor(command: Command) -> str:
-    for attribute in ("submitted_by", "applied_by", "created_by"):
+    for attribute in ("submitted_by", "applied_by", "created_by", "requested_by"):
         found = getattr(command, attribute, "")
         if isinstance(found, str) and found:
             return found
@@ -267,9 +271,9 @@ def _sharing_entries(command: Command, value: Any) -> list[AuditEntry]:
         found = getattr(command, attribute, "")
         if isinstance(found, str) and found:
             actor = found
-    action = "agreement." + command.NAME.removeprefix("sharing-").removesuffix("-agreement")
-    action = {"agreement.record": "agreement.recorded",
-              "agreement.revoke": "agreement.revoked"}.get(action, action)
+    action = _SHARING_ACTIONS.get(command.NAME)
+    if action is None:
+        return []
     detail = {k: getattr(command, k) for k in _SHARING_DETAIL
               if getattr(command, k, None) not in (None, "")}
     target = str(getattr(command, "agreement_id", ""))
