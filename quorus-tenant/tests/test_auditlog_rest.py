@@ -115,6 +115,10 @@ async def test_changes_and_decisions_are_recorded_and_exported(
         ("tenant.applied", "acme", "applied"), ("job.submitted", "j1", "applied"),
         ("job.cancelled", "j1", "applied")]
     assert ("tenant.suspended", "beta", "applied") in actions(server, "beta")
+    # Every change names who asked for it, not just the controller that applied it.
+    issuers = {(r.action, r.actor) for t in ("acme", "beta") for r in module(server).chain(t) or ()
+               if r.outcome == "applied"}
+    assert {("job.cancelled", "token-holder"), ("tenant.suspended", "token-holder")} <= issuers
     denial = next(r for r in module(server).chain("beta") or () if r.outcome == "denied")
     assert denial.actor == "token-holder"  # the controller token's principal
     assert denial.detail["reason"] == "beta is closed for reading"

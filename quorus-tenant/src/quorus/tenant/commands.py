@@ -32,6 +32,7 @@ class SuspendTenant(Command):
     tenant_id: str
     at: float
     reason: str = ""
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class ActivateTenant(Command):
     NAME: ClassVar[str] = "tenant-activate"
     tenant_id: str
     at: float
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class DeleteTenant(Command):
     NAME: ClassVar[str] = "tenant-delete"
     tenant_id: str
     at: float
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,16 +166,19 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
                              body: SuspendBody | None = None) -> dict[str, Any]:
         """Refuse the tenant's (and its descendants') new submissions; admitted jobs run."""
         reason = body.reason if body is not None else ""
-        return await change(tenant_id, SuspendTenant(tenant_id, clock(), reason), request)
+        return await change(tenant_id, SuspendTenant(tenant_id, clock(), reason,
+                                                          caller(request).name), request)
 
     @router.post("/v1/tenants/{tenant_id}/activate")
     async def activate_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
-        return await change(tenant_id, ActivateTenant(tenant_id, clock()), request)
+        return await change(tenant_id, ActivateTenant(tenant_id, clock(),
+                                                           caller(request).name), request)
 
     @router.delete("/v1/tenants/{tenant_id}")
     async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
         """Remove a tenant without children or unfinished jobs (``409`` otherwise)."""
-        return await change(tenant_id, DeleteTenant(tenant_id, clock()), request)
+        return await change(tenant_id, DeleteTenant(tenant_id, clock(),
+                                                         caller(request).name), request)
 
     @router.get("/v1/tenants/{tenant_id}/effective-config")
     async def tenant_effective_config(tenant_id: str, request: Request,

@@ -132,6 +132,7 @@ class DrainAgent(Command):
     agent_id: str
     at: float
     deadline: float
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +299,7 @@ class CancelJob(Command):
     job_id: str
     at: float
     reason: str = "cancelled on request"
+    requested_by: str = ""
 
 
 BUILTIN_COMMANDS: tuple[type[Command], ...] = (

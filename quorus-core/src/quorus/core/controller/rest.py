@@ -421,7 +421,8 @@ def create_app(server: "ControllerServer") -> ASGIApp:
         _readable(caller, "jobs.read", job.tenant, job.namespace, f"no job {job_id!r}")
         service.authorize(caller, "jobs.cancel", job.tenant, job.namespace)
         reason = body.reason if body is not None else "cancelled on request"
-        return service.job_view(await service.cancel_job(job_id, reason))
+        return service.job_view(await service.cancel_job(job_id, reason,
+                                                         requested_by=caller.name))
 
     @app.get("/v1/agents", tags=["agents"])
     async def list_agents(caller: Caller, consistent: Consistent = True) -> dict[str, Any]:
@@ -449,7 +450,8 @@ def create_app(server: "ControllerServer") -> ASGIApp:
         service.authorize(caller, "agents.drain", agent.tenant, agent.namespace)
         timeout = body.timeout if body is not None and body.timeout is not None else (
             server.settings.drain_timeout)
-        return service.agent_view(await service.drain_agent(agent_id, timeout))
+        return service.agent_view(await service.drain_agent(agent_id, timeout,
+                                                            requested_by=caller.name))
 
     @app.get("/v1/cluster", tags=["cluster"])
     async def cluster(caller: Caller) -> dict[str, Any]:

@@ -308,9 +308,12 @@ class ControllerService:
             page.append(job)
         return JobPage(tuple(page), encode_cursor(page[-1].sequence) if more else None)
 
-    async def cancel_job(self, job_id: str, reason: str = "cancelled on request") -> JobRecord:
+    async def cancel_job(self, job_id: str, reason: str = "cancelled on request", *,
+                         requested_by: str = "") -> JobRecord:
+        """Cancel a job; ``requested_by`` (a principal's name) goes on the record."""
         self._job(job_id)
-        applied = await self.runtime.propose(CancelJob(job_id, self._clock(), reason))
+        applied = await self.runtime.propose(
+            CancelJob(job_id, self._clock(), reason, requested_by))
         return applied.jobs[0] if applied.jobs else self._job(job_id)
 
     def job_view(self, job: JobRecord) -> dict[str, Any]:
@@ -361,15 +364,15 @@ class ControllerService:
         return view
 
     async def drain_agent(
-        self, agent_id: str, grace: float = DEFAULT_DRAIN_TIMEOUT
+        self, agent_id: str, grace: float = DEFAULT_DRAIN_TIMEOUT, *, requested_by: str = ""
     ) -> AgentRecord:
         """Give the agent no new work; it finishes what it runs (within ``grace`` seconds)
-        and is deregistered."""
+        and is deregistered. ``requested_by`` (a principal's name) goes on the record."""
         if not 0 <= grace <= 86_400:
             raise InvalidRequest(f"drain timeout must be 0 to 86400 seconds, not {grace}")
         self._agent(agent_id)
         at = self._clock()
-        applied = await self.runtime.propose(DrainAgent(agent_id, at, at + grace))
+        applied = await self.runtime.propose(DrainAgent(agent_id, at, at + grace, requested_by))
         await self.runtime.push_drain(agent_id, grace)
         return applied.agents[0] if applied.agents else self._agent(agent_id)
 

@@ -31,6 +31,7 @@ class DeletePrincipal(Command):
     NAME: ClassVar[str] = "access-delete-principal"
     name: str
     at: float
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class IssueToken(Command):
     secret_sha256: str
     at: float
     expires_at: float | None = None
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class RevokeToken(Command):
     principal: str
     token_id: str
     at: float
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class BindRole(Command):
     tenant: str
     at: float
     namespace: str | None = None
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class UnbindRole(Command):
     tenant: str
     at: float
     namespace: str | None = None
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

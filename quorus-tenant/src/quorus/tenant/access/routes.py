@@ -170,7 +170,7 @@ def principal_router(service: ControllerService, *, clock: Callable[[], float]) 
     async def delete_principal(name: str, request: Request) -> dict[str, Any]:
         """Remove a principal: its tokens stop working and its bindings go with it."""
         administered(request, await read(True), name)
-        await propose(DeletePrincipal(name, clock()))
+        await propose(DeletePrincipal(name, clock(), caller(request).name))
         return {"deleted": name}
 
     @router.post("/v1/principals/{name}/tokens", status_code=201)
@@ -185,7 +185,7 @@ def principal_router(service: ControllerService, *, clock: Callable[[], float]) 
         except ConfigurationError as exc:
             raise InvalidRequest(str(exc)) from None
         await propose(IssueToken(name, record.token_id, record.secret_sha256, now,
-                                 record.expires_at))
+                                 record.expires_at, caller(request).name))
         return {"principal": name, "token_id": record.token_id, "token": text,
                 "created_at": record.created_at, "expires_at": record.expires_at}
 
@@ -193,7 +193,7 @@ def principal_router(service: ControllerService, *, clock: Callable[[], float]) 
     async def revoke(name: str, token_id: str, request: Request) -> dict[str, Any]:
         """Refuse the token from now on (it stays listed, revoked)."""
         administered(request, await read(True), name)
-        result = await propose(RevokeToken(name, token_id, clock()))
+        result = await propose(RevokeToken(name, token_id, clock(), caller(request).name))
         return {"principal": name, "token_id": token_id, "revoked": True,
                 "message": result.message}
 
@@ -211,7 +211,7 @@ def principal_router(service: ControllerService, *, clock: Callable[[], float]) 
         if bind:
             known_place(body.tenant, body.namespace)
         command = (BindRole if bind else UnbindRole)(name, body.role, body.tenant, clock(),
-                                                     body.namespace)
+                                                     body.namespace, caller(request).name)
         await propose(command)
         return shown(name)
 

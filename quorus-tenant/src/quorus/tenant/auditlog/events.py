@@ -151,7 +151,7 @@ def _core_entries(command: Command, result: Applied) -> list[AuditEntry]:
         agent_id = getattr(command, "agent_id", "")
         for agent in result.agents:
             if agent.id == agent_id:
-                found.append(AuditEntry(agent.tenant, CONTROLLER_ACTOR, action, agent.id,
+                found.append(AuditEntry(agent.tenant, _actor(command), action, agent.id,
                                         {"namespace": agent.namespace,
                                          "state": str(agent.state)}))
     if isinstance(command, _JOB_COMMANDS):
@@ -170,7 +170,7 @@ def _job_entry(command: Command, job: JobRecord) -> AuditEntry:
         detail["error"] = job.error
     if isinstance(command, CancelJob):
         detail["reason"] = command.reason
-    return AuditEntry(job.tenant, CONTROLLER_ACTOR, _JOB_ACTIONS[job.state], job.id, detail)
+    return AuditEntry(job.tenant, _actor(command), _JOB_ACTIONS[job.state], job.id, detail)
 
 
 def _tenant_entries(command: Command, value: Any) -> list[AuditEntry]:
