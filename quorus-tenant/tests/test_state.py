@@ -281,7 +281,7 @@ def test_dedicated_and_hybrid_allocation_bind_placement(fleet: Fleet) -> None:
     placed = {a.job_id: a.agent_id for a in schedule(fleet.state).assignments}
     assert placed["payroll-job"] == "fin-agent"
     assert placed["finance-job"] == "fin-agent"
-    assert placed["hr-job"] in ("shared", "hr-agent")
+    assert placed["hr-job"] == "hr-agent"  # hybrid: its own agent first
     assert placed["company-job"] == "shared"
     refusal = refused(fleet.run(AssignJob("finance-job", "shared", 1, T0)))
     assert refusal.code is RejectCode.ADMISSION_DENIED
@@ -289,6 +289,17 @@ def test_dedicated_and_hybrid_allocation_bind_placement(fleet: Fleet) -> None:
     other = refused(fleet.run(AssignJob("company-job", "hr-agent", 1, T0)))
     assert "dedicated to tenant hr" in other.message
     assert isinstance(fleet.run(AssignJob("hr-job", "shared", 1, T0)), Applied)
+
+
+def test_hybrid_tenants_fill_their_own_agents_before_shared_ones(fleet: Fleet) -> None:
+    fleet.tenants(doc("company"), doc("hr", "company", strategy="hybrid"))
+    fleet.agent("shared")
+    fleet.agent("hr-agent", tenant="hr")
+    for n in range(150):  # the hr agent takes 100 at most
+        assert isinstance(fleet.submit("hr", job_id=f"hr-{n}"), Applied)
+    placed = [a.agent_id for a in schedule(fleet.state).assignments]
+    assert placed[:100] == ["hr-agent"] * 100
+    assert placed[100:] == ["shared"] * 50
 
 
 def test_delete_is_refused_with_children_or_unfinished_jobs(fleet: Fleet) -> None:

@@ -11,8 +11,11 @@ core's commands.
   and is counted in the usage.
 - ``may_place``: an agent registered with a configured tenant serves only that tenant and its
   descendants; a tenant with ``dedicated`` allocation runs only on its own agents (physical
-  isolation), a ``hybrid`` one on its own and shared ones. The scheduler's own order decides
-  among the agents allowed: a placement rule cannot express a preference.
+  isolation), a ``hybrid`` one on its own and shared ones, its own first
+  (``placement_preference``).
+- ``job_constraints``: the job's storage roots (``allowedDestinations`` up the hierarchy, else
+  ``/data/tenants/<id>``) and bandwidth cap (the lowest ``maxBandwidthMbps``), which the leader
+  sends with the assignment and the agent enforces.
 
 With no tenant configured nothing is refused and every agent may take every job, exactly as
 without this package; usage is still recorded, per tenant.
@@ -238,6 +241,20 @@ class TenantStateModule:
                         "(dedicated allocation)")
             return None
         return None
+
+    def placement_preference(self, job: JobRecord, agent: AgentRecord,
+                             state: ControllerState) -> int:
+        """Under ``hybrid`` allocation (the nearest tenant up the chain that chose one), the
+        tenant's own agents first (0), shared agents only when they are full (1)."""
+        shared = agent.tenant == DEFAULT_TENANT
+        return 1 if shared and self.tenants and self._hybrid(job.tenant) else 0
+
+    def _hybrid(self, tenant_id: str) -> bool:
+        for chained in self.chain(tenant_id):
+            tenant = self.tenants.get(chained)
+            if tenant is not None and tenant.allocation is not Allocation.SHARED:
+                return tenant.allocation is Allocation.HYBRID
+        return False
 
     def job_constraints(self, job: JobRecord, state: ControllerState) -> JobConstraints | None:
         """How agents must run ``job``: inside its tenant's storage roots, and no faster than

@@ -74,7 +74,8 @@ class SchedulingRound:
 # Jobs alike for placement: schemes, placement rules, and tenant and namespace (which state
 # modules' placement rules, such as agents dedicated to a tenant, may depend on).
 _Need = tuple[str, str, JobPlacement, str, str]
-_HeapEntry = tuple[int, float, int, str, int]
+# (state modules' preference, proximity, share of capacity in use, load, agent id, version)
+_HeapEntry = tuple[int, int, float, int, str, int]
 
 
 @dataclass(slots=True)
@@ -84,9 +85,9 @@ class _Candidate:
     free: int
     version: int = 0
 
-    def key(self, near: int) -> _HeapEntry:
+    def key(self, preference: int, near: int) -> _HeapEntry:
         share = self.load / self.agent.capabilities.max_concurrent
-        return (near, share, self.load, self.agent.id, self.version)
+        return (preference, near, share, self.load, self.agent.id, self.version)
 
 
 class _Round:
@@ -131,7 +132,9 @@ class _Round:
                 candidate = self.candidates[agent_id]
                 if not placement_problem(placement, candidate.agent) and \
                         self.state.placement_refusal(job, candidate.agent) is None:
-                    heap.append(candidate.key(proximity(placement, candidate.agent.location)))
+                    heap.append(candidate.key(
+                        self.state.placement_preference(job, candidate.agent),
+                        proximity(placement, candidate.agent.location)))
             heapq.heapify(heap)
             self.heaps[need] = heap
         return heap
@@ -142,19 +145,19 @@ class _Round:
                 job.namespace)
         heap = self._heap(need, job)
         while heap:
-            near, _, _, agent_id, version = heap[0]
+            preference, near, _, _, agent_id, version = heap[0]
             candidate = self.candidates[agent_id]
             if candidate.free <= 0:
                 heapq.heappop(heap)
                 continue
             if version != candidate.version:  # its load changed since this entry was pushed
-                heapq.heapreplace(heap, candidate.key(near))
+                heapq.heapreplace(heap, candidate.key(preference, near))
                 continue
             candidate.load += 1
             candidate.free -= 1
             candidate.version += 1
             if candidate.free > 0:
-                heapq.heapreplace(heap, candidate.key(near))
+                heapq.heapreplace(heap, candidate.key(preference, near))
             else:
                 heapq.heappop(heap)
             return agent_id

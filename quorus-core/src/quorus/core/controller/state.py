@@ -70,7 +70,9 @@ class AdmittingModule(Protocol):
       scheduler and the ``AssignJob`` command both honour it;
     - ``job_constraints`` says how an agent must run ``job`` (a bandwidth cap, the storage
       roots its paths must stay inside), or ``None``; the leader sends them with every
-      assignment and the agent enforces them.
+      assignment and the agent enforces them;
+    - ``placement_preference`` ranks the agents ``may_place`` allows: lower is preferred
+      (0 by default), before proximity and load (a tenant's own agents before shared ones).
     """
 
     def admit(self, command: Command, index: int, state: ControllerState) -> Rejected | None: ...
@@ -83,6 +85,9 @@ class AdmittingModule(Protocol):
 
     def job_constraints(self, job: JobRecord, state: ControllerState
                         ) -> JobConstraints | None: ...
+
+    def placement_preference(self, job: JobRecord, agent: AgentRecord,
+                             state: ControllerState) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,9 @@ class ControllerState:
                                          JobConstraints | None]] = [
             m.job_constraints for m in ordered  # type: ignore[attr-defined]
             if callable(getattr(m, "job_constraints", None))]
+        self._preferences: list[Callable[[JobRecord, AgentRecord, ControllerState], int]] = [
+            m.placement_preference for m in ordered  # type: ignore[attr-defined]
+            if callable(getattr(m, "placement_preference", None))]
         self._admitters: list[tuple[StateModule, Callable[[Command, int, ControllerState],
                                                           Rejected | None]]] = [
             (m, m.admit) for m in ordered  # type: ignore[attr-defined]
@@ -208,6 +216,11 @@ class ControllerState:
             if reason is not None:
                 return reason
         return None
+
+    def placement_preference(self, job: JobRecord, agent: AgentRecord) -> int:
+        """How much the state modules would rather not put ``job`` on ``agent`` (0: no
+        objection; the scheduler takes the lowest first)."""
+        return sum(prefer(job, agent, self) for prefer in self._preferences)
 
     def job_constraints(self, job: JobRecord) -> JobConstraints:
         """The state modules' limits on how an agent runs ``job`` (none without modules)."""
