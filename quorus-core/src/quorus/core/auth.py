@@ -7,6 +7,13 @@ a peer presented (``{"token": ...}`` from an agent's hello or a REST bearer head
 returns the :class:`Principal` it proves, or ``None``. It must not raise for wrong
 credentials, and must compare secrets in constant time.
 
+On a TLS connection whose peer presented a certificate the handshake verified, the
+credentials also hold ``peer_certificate`` (:data:`quorus.core.tls.PEER_CERTIFICATE`): the
+certificate as Python's ``ssl`` decodes it. Only the TLS layer fills that key; a key of the
+same name in what the peer sends is dropped. When a controller's agent method is not the one
+an agent's hello names (an agent presenting a token to a controller that authenticates agents
+by certificate), the method gets the TLS credentials alone.
+
 The ``token`` method accepts one shared token. :func:`ensure_token_file` gives the embedded
 default its token: generated in the data directory on first start (mode 0600), read on
 every later start.
@@ -42,7 +49,7 @@ class Authenticator(Protocol):
 
     method: str
 
-    def authenticate(self, credentials: Mapping[str, str]) -> Principal | None:
+    def authenticate(self, credentials: Mapping[str, Any]) -> Principal | None:
         """The principal ``credentials`` prove, or ``None`` when they prove nothing."""
 
 
@@ -66,7 +73,7 @@ class TokenAuth:
             raise ConfigurationError("the 'token' auth method needs a 'token' option")
         return cls(secret, name=str(options.get("principal", "token-holder")))
 
-    def authenticate(self, credentials: Mapping[str, str]) -> Principal | None:
+    def authenticate(self, credentials: Mapping[str, Any]) -> Principal | None:
         presented = credentials.get("token")
         if not isinstance(presented, str):
             return None

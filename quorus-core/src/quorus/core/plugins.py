@@ -51,6 +51,7 @@ KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
     (PROTOCOLS, "ftps"): "quorus-ftp",
     (PROTOCOLS, "smb"): "quorus-smb",
     (CONSENSUS, "raft"): "quorus-raft",
+    (AUTH, "mtls"): "quorus-tenant",
 }
 
 DISABLE_ENV = "QUORUS_DISABLE_PLUGINS"

@@ -1,10 +1,17 @@
 """An agent's settings and their defaults: which controllers, who it is, where it works, how
-much it runs at once, where it is, and the token it presents.
+much it runs at once, where it is, and how it proves who it is (a token, a TLS client
+certificate, or both).
 
 The embedded default joins a controller on this machine: ``127.0.0.1`` at
 :data:`DEFAULT_CONTROLLER_PORT`, with the token the controller wrote in its data directory
 (:data:`DEFAULT_TOKEN_FILE`). The agent id defaults to one derived from the host name,
 created once and kept in the work directory so it survives restarts.
+
+Over TLS (``tls_ca``: the CA that issued the controllers' certificates) the agent verifies
+each controller, and the name in its certificate unless ``tls_check_hostname`` is off; with
+``tls_cert``/``tls_key`` it presents its own certificate, which a controller that
+authenticates agents by certificate (``mtls``) takes as the agent's identity: the agent id
+must be the name the certificate carries.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +30,7 @@ from quorus.core.auth import TOKEN_FILE
 from quorus.core.controller.settings import DEFAULT_AGENT_PORT
 from quorus.core.errors import ConfigurationError
 from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.tls import client_context
 
 #: The port a controller listens on for agents unless told otherwise (the controller's own
 #: default, so the two cannot drift apart).
@@ -45,12 +54,13 @@ class AgentConfig:
 
     ``bandwidth_limit`` is bytes/s per transfer (``None``: none); ``labels`` are matched by
     the jobs' affinity rules; ``protocols`` restricts the schemes advertised (``None``: every
-    protocol plugin that loads).
+    protocol plugin that loads). ``token`` may be ``None`` when the agent proves who it is by
+    its certificate alone (``tls_*``, see the module docstring).
     """
 
     controllers: tuple[ControllerAddress, ...]
     agent_id: str
-    token: Secret
+    token: Secret | None
     work_dir: Path
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     location: AgentLocation = field(default_factory=AgentLocation)
@@ -61,6 +71,11 @@ class AgentConfig:
     features: tuple[str, ...] = ("resume", "sha256-verify", "attempt-staging")
     backoff: Backoff = field(default_factory=Backoff)
     connect_timeout: float = CONNECT_TIMEOUT
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_key_password: Secret | None = None
+    tls_check_hostname: bool = True
 
     def __post_init__(self) -> None:
         if not self.controllers:
@@ -71,6 +86,27 @@ class AgentConfig:
             raise ConfigurationError("the drain timeout must not be negative")
         if self.bandwidth_limit is not None and self.bandwidth_limit <= 0:
             raise ConfigurationError("the bandwidth limit must be positive")
+        if self.tls_cert is None and (self.tls_key or self.tls_key_password):
+            raise ConfigurationError("a TLS key was given without its certificate (--tls-cert)")
+        if self.tls_cert is not None and self.tls_ca is None:
+            raise ConfigurationError(
+                "a client certificate is for a TLS link: give --tls-ca, the CA that issued the "
+                "controllers' certificates, too"
+            )
+        if self.token is None and self.tls_cert is None:
+            raise ConfigurationError(
+                "the agent has no way to prove who it is: give a token (--token) or a client "
+                "certificate (--tls-cert, --tls-key)"
+            )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS client context for controller links, ``None`` for plain TCP."""
+        if self.tls_ca is None:
+            return None
+        return client_context(
+            self.tls_ca, self.tls_cert, self.tls_key, key_password=self.tls_key_password,
+            check_hostname=self.tls_check_hostname, setting="tls",
+        )
 
 
 def parse_controllers(text: str | Sequence[str]) -> tuple[ControllerAddress, ...]:

@@ -5,8 +5,12 @@ that controller wrote to ``./quorus-data/token``, works in ``./quorus-agent`` an
 transfers at once. SIGTERM (or Ctrl-C) drains it: no new work, running transfers get the drain
 timeout to finish, then it deregisters and exits 0; a second signal stops it at once.
 
+Over TLS (``--tls-ca``) it verifies the controllers' certificates; with ``--tls-cert`` and
+``--tls-key`` it presents its own, and needs no token when the controller authenticates
+agents by certificate (``agent_auth: mtls``).
+
 Exit codes: 0 stopped after a drain; 1 stopped otherwise (e.g. a second signal); 2 usage error
-(bad option, unreadable token, work directory in use).
+(bad option, unreadable token or certificate, work directory in use).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from quorus.core.agent.config import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_MAX_CONCURRENT,
+    DEFAULT_TOKEN_FILE,
     DEFAULT_WORK_DIR,
     AgentConfig,
     parse_controllers,
@@ -38,6 +43,7 @@ from quorus.core.agent.config import (
 from quorus.core.agent.runtime import AgentRuntime
 from quorus.core.agentproto import AgentLocation
 from quorus.core.errors import ConfigurationError
+from quorus.core.secrets import Secret, resolve_secret
 from quorus.core.units import parse_duration, parse_rate
 
 EXIT_OK = 0
@@ -95,6 +101,14 @@ async def serve(runtime: AgentRuntime) -> str:
     return reason
 
 
+def _token(spec: str | None, *, certificate: str | None) -> Secret | None:
+    """The token to present; none is needed when a certificate proves who the agent is and
+    no token was given or written by a controller in this directory."""
+    if spec is None and certificate is not None and not Path(DEFAULT_TOKEN_FILE).is_file():
+        return None
+    return resolve_token(spec)
+
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -124,6 +138,16 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
                    "written by quorus-controller).")
 @click.option("--drain-timeout", default=f"{DEFAULT_DRAIN_TIMEOUT:g}s", show_default=True,
               metavar="DURATION", help="Time running transfers get to finish on a drain.")
+@click.option("--tls-ca", metavar="PEM", envvar="QUORUS_AGENT_TLS_CA",
+              help="Connect over TLS, trusting controllers whose certificates this CA issued.")
+@click.option("--tls-cert", metavar="PEM", envvar="QUORUS_AGENT_TLS_CERT",
+              help="This agent's certificate, presented to the controllers (needs --tls-ca).")
+@click.option("--tls-key", metavar="PEM", envvar="QUORUS_AGENT_TLS_KEY",
+              help="The private key of --tls-cert (unless the certificate file holds it).")
+@click.option("--tls-key-password", metavar="TEXT|env:NAME|file:PATH",
+              envvar="QUORUS_AGENT_TLS_KEY_PASSWORD", help="Password of an encrypted --tls-key.")
+@click.option("--tls-check-hostname/--no-tls-check-hostname", default=True, show_default=True,
+              help="Require the controller's certificate to name the address dialled.")
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.version_option(package_name="quorus-core", prog_name="quorus-agent")
 def main(
@@ -140,6 +164,11 @@ def main(
     protocols: tuple[str, ...],
     token: str | None,
     drain_timeout: str,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_key_password: str | None,
+    tls_check_hostname: bool,
     verbose: int,
 ) -> None:
     """Run a Quorus transfer agent."""
@@ -153,7 +182,7 @@ def main(
             config = AgentConfig(
                 controllers=parse_controllers(controllers),
                 agent_id=stable_agent_id(work_dir, agent_id),
-                token=resolve_token(token),
+                token=_token(token, certificate=tls_cert),
                 work_dir=work_dir,
                 max_concurrent=max_concurrent,
                 location=AgentLocation(datacenter, zone, region, tuple(tags)),
@@ -161,6 +190,11 @@ def main(
                 bandwidth_limit=parse_rate(bwlimit) if bwlimit else None,
                 drain_timeout=parse_duration(drain_timeout),
                 protocols=tuple(protocols) or None,
+                tls_ca=tls_ca,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                tls_key_password=resolve_secret(tls_key_password),
+                tls_check_hostname=tls_check_hostname,
             )
             log.info("agent %s joining %s (work dir %s, %d at once)", config.agent_id,
                      ", ".join(c.address for c in config.controllers), work_dir, max_concurrent)

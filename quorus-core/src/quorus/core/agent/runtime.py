@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import ByteStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from quorus.core.agent.attempt import (
     AttemptFailedWith,
@@ -66,6 +66,8 @@ from quorus.core.netaddr import split_host_port
 from quorus.core.plugins import PluginRegistry
 from quorus.core.protocol import TransferProtocol
 from quorus.core.protocols.file import FileProtocol
+from quorus.core.tls import TlsHandshakeError
+from quorus.core.tls import connect as tls_connect
 from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,7 @@ class AgentRuntime:
             backoff=config.backoff,
         )
         self._plugins = plugins
+        self._tls = config.tls_context()  # bad certificate files are refused here, at once
         self._engine = engine
         self._own_engine = engine is None
         # Engines whose file protocol is confined to a tenant's storage, one per set of
@@ -444,12 +447,15 @@ class AgentRuntime:
         host, port = split_host_port(address)
         try:
             with anyio.fail_after(self.config.connect_timeout):
-                stream = await anyio.connect_tcp(host, port)
-        except (OSError, TimeoutError) as exc:
+                stream: ByteStream = await anyio.connect_tcp(host, port)
+            if self._tls is not None:
+                stream = await tls_connect(stream, self._tls, host, peer="the controller")
+        except (OSError, TimeoutError, TlsHandshakeError) as exc:
             self._post(_ConnectFailed(generation, f"cannot connect to {address}: {exc}"))
             return
-        log.info("connected to %s (%s)", address, reconnect.reason)
-        self._post(_Connected(generation, FramedStream(stream)))
+        log.info("connected to %s%s (%s)", address, " over TLS" if self._tls else "",
+                 reconnect.reason)
+        self._post(_Connected(generation, FramedStream(stream, peer="the controller")))
 
     async def _read(self, generation: int, framed: FramedStream) -> None:
         while True:

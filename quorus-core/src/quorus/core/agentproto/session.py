@@ -112,7 +112,7 @@ class AgentSession:
         self,
         registration: Register,
         controllers: Sequence[ControllerAddress],
-        token: Secret,
+        token: Secret | None,
         *,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
@@ -160,7 +160,11 @@ class AgentSession:
             raise SessionStateError(f"connected() while {self.phase}")
         self.phase = AgentPhase.HELLO_SENT
         self._connected_at = self._last_heard = now
-        hello = Hello(PROTOCOL, VERSIONS, self.agent_id, "token", {"token": self._token.reveal()})
+        if self._token is None:  # the agent proves who it is by its TLS certificate alone
+            hello = Hello(PROTOCOL, VERSIONS, self.agent_id)
+        else:
+            hello = Hello(PROTOCOL, VERSIONS, self.agent_id, "token",
+                          {"token": self._token.reveal()})
         return Step(send=(hello,))
 
     def connection_failed(self, now: float, reason: str) -> Step:
@@ -492,10 +496,12 @@ class ControllerPhase(enum.StrEnum):
 class ControllerSession:
     """A controller's side of one agent connection.
 
-    ``authenticate`` judges the agent's hello (its ``token`` credentials); it returns whether
-    to accept. Registration and results are decided by the runtime (a consensus write), so
-    the session reports them as actions and the runtime answers through :meth:`accept`,
-    :meth:`reject`, :meth:`redirect` and :meth:`result_recorded`.
+    ``authenticate`` judges the agent's hello (its ``token`` credentials, or the certificate
+    its TLS connection verified); it returns whether to accept, or raises
+    :class:`AuthenticationRefused` saying why it refuses. Registration and results are
+    decided by the runtime (a consensus write), so the session reports them as actions and
+    the runtime answers through :meth:`accept`, :meth:`reject`, :meth:`redirect` and
+    :meth:`result_recorded`.
     """
 
     def __init__(

@@ -8,23 +8,34 @@ through consensus; heartbeats and progress are soft state). A frame that is not 
 a message out of order, wrong credentials or a wrong version is answered with the session's
 ``error`` and the connection closed, with nothing recorded. On a node that does not lead,
 registration is answered with a ``redirect`` to the leader.
+
+:func:`serve_agent` accepts a connection: on a TLS agent port it runs the handshake first
+(a plain TCP client, or a certificate the configured CA did not issue or that expired, is
+refused with a log line saying which) and keeps the certificate the handshake verified. The
+hello is judged by the controller's agent auth method (:func:`agent_authenticator`): ``token``
+reads the hello's token; another method (``mtls``) gets the verified certificate, never what
+the agent sends, and the principal it proves must be the agent's id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import ByteStream
+from anyio.abc import ByteStream, SocketAttribute
+from quorus.core import tls
 from quorus.core.agentproto import (
     AgentDeregistering,
     AgentDisconnected,
     AgentProtocolError,
     AttemptCompleted,
     AttemptFailed,
+    AuthenticationRefused,
     CloseConnection,
     ControllerSession,
     Error,
@@ -38,6 +49,7 @@ from quorus.core.agentproto import (
     from_wire,
     to_wire,
 )
+from quorus.core.auth import Authenticator, Principal, TokenAuth, load_authenticator
 from quorus.core.controller import model
 from quorus.core.controller.commands import (
     CompleteAttempt,
@@ -48,14 +60,73 @@ from quorus.core.controller.commands import (
 )
 from quorus.core.controller.model import AgentState, JobState
 from quorus.core.controller.service import CommandRefused, LeaderElsewhere, Unavailable
+from quorus.core.controller.settings import ControllerSettings
 from quorus.core.controller.softstate import AgentReport
-from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
+from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.wire import ConnectionClosedError, FramedStream, Hello, WireError
 
 if TYPE_CHECKING:
     from quorus.core.agentproto import Register
     from quorus.core.controller.server import ControllerServer
 
 log = logging.getLogger(__name__)
+
+
+# -- the agent port's TLS and auth method, from the settings --------------------------------------
+
+
+def agent_tls_context(settings: ControllerSettings) -> ssl.SSLContext | None:
+    """The agent port's TLS server context (``None``: plain TCP); with ``agent_tls_ca``,
+    agents must present a certificate that CA issued."""
+    if settings.agent_tls_cert is None:
+        return None
+    return tls.server_context(
+        settings.agent_tls_cert, settings.agent_tls_key, ca=settings.agent_tls_ca,
+        key_password=resolve_secret(settings.agent_tls_key_password), setting="agent_tls",
+    )
+
+
+def agent_authenticator(settings: ControllerSettings, token: Secret,
+                        token_authenticator: Authenticator | None = None) -> Authenticator:
+    """The auth method agents' hellos are judged by: ``token`` (the controller's token, or
+    ``token_authenticator`` when given) unless ``agent_auth`` names another method of the
+    ``quorus.auth`` group, configured by ``agent_auth_options`` (the ``mtls`` method's ``ca``
+    defaults to ``agent_tls_ca``)."""
+    options: dict[str, Any] = dict(settings.agent_auth_options)
+    if settings.agent_auth == "token":
+        if not options and token_authenticator is not None:
+            return token_authenticator
+        options.setdefault("token", token)
+        return TokenAuth.from_options(options)
+    if settings.agent_auth == "mtls" and settings.agent_tls_ca is not None:
+        options.setdefault("ca", settings.agent_tls_ca)
+    return load_authenticator(settings.agent_auth, options)
+
+
+def hello_credentials(hello: Hello, method: str, verified: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``method`` judges: the hello's credentials when it names ``method`` (less any key
+    only the TLS layer may fill), plus ``verified`` (the TLS layer's); ``verified`` alone
+    otherwise."""
+    if hello.auth_method != method:
+        return dict(verified)
+    sent = {k: v for k, v in hello.credentials.items() if k != tls.PEER_CERTIFICATE}
+    return {**sent, **verified}
+
+
+async def serve_agent(server: ControllerServer, stream: ByteStream) -> None:
+    """One accepted agent connection: the TLS handshake when the port is TLS, then the link."""
+    context = server.agent_tls
+    verified: dict[str, Any] = {}
+    if context is not None:
+        address = stream.extra(SocketAttribute.remote_address, None)
+        source = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        try:
+            stream = await tls.accept(stream, context, peer="the agent")
+        except tls.TlsHandshakeError as exc:
+            log.warning("agent connection from %s refused: %s", source, exc)
+            return
+        verified = tls.peer_credentials(stream)
+    await AgentLink(server, stream, verified).run()
 
 
 def register_command(register: Register, at: float) -> RegisterAgent:
@@ -91,13 +162,45 @@ def register_command(register: Register, at: float) -> RegisterAgent:
 class AgentLink:
     """One agent connection (see the module docstring)."""
 
-    def __init__(self, server: ControllerServer, stream: ByteStream) -> None:
+    def __init__(self, server: ControllerServer, stream: ByteStream,
+                 verified: Mapping[str, Any] | None = None) -> None:
         self.server = server
-        self.framed = FramedStream(stream, max_frame_size=server.settings.max_agent_frame_bytes)
+        self.framed = FramedStream(stream, max_frame_size=server.settings.max_agent_frame_bytes,
+                                   peer="the agent")
+        #: The credentials the TLS layer verified (the agent's certificate), if any.
+        self.verified: dict[str, Any] = dict(verified or {})
+        #: Who the agent proved to be, once its hello is accepted.
+        self.principal: Principal | None = None
         self.session = ControllerSession(
-            server.settings.node_id, server.authenticate_hello, now=anyio.current_time()
+            server.settings.node_id, self._authenticate, now=anyio.current_time()
         )
         self.closed = False
+
+    def _authenticate(self, hello: Hello) -> bool:
+        """Judge the hello with the controller's agent auth method; refuse, saying why, an
+        agent whose certificate proves nothing or names someone else."""
+        authenticator = self.server.agent_authenticator
+        method = authenticator.method
+        principal = authenticator.authenticate(hello_credentials(hello, method, self.verified))
+        if principal is None:
+            if method == "token":
+                return False
+            presented = ("a certificate for "
+                         f"{tls.peer_name(self.verified.get(tls.PEER_CERTIFICATE))!r}"
+                         if self.verified else "no client certificate")
+            raise AuthenticationRefused(
+                f"agent {hello.node_id!r}: the {method!r} auth method accepts no principal "
+                f"from {presented}"
+            )
+        if method != "token" and principal.name != hello.node_id:
+            raise AuthenticationRefused(
+                f"agent {hello.node_id!r} presented a certificate for {principal.name!r}: an "
+                "agent's id must be the name its certificate carries"
+            )
+        self.principal = principal
+        log.info("agent %s authenticated as %s (%s)", hello.node_id, principal.name,
+                 principal.method)
+        return True
 
     @property
     def agent_id(self) -> str | None:
@@ -126,7 +229,8 @@ class AgentLink:
                 await self.carry_out(step)
         except AgentProtocolError as exc:
             reason = str(exc)
-            log.info("agent connection closed: %s", exc)
+            log.log(logging.WARNING if isinstance(exc, AuthenticationRefused) else logging.INFO,
+                    "agent connection closed: %s", exc)
             await self._send_quietly(exc.reply)
         except ConnectionClosedError as exc:
             reason = str(exc)
@@ -269,4 +373,11 @@ class AgentLink:
         self.server.agent_gone(action.agent_id, self, forget=True)
 
 
-__all__ = ["AgentLink", "register_command"]
+__all__ = [
+    "AgentLink",
+    "agent_authenticator",
+    "agent_tls_context",
+    "hello_credentials",
+    "register_command",
+    "serve_agent",
+]

@@ -4,7 +4,9 @@ With no arguments it is a single durable node (``standalone`` consensus) with it
 ``./quorus-data``, listening on loopback for agents and for the REST API; it prints both
 addresses and where the token is. With ``--node-id``, ``--peers``, ``--data-dir``, the listen
 addresses and ``--consensus raft`` it is a member of a quorum. ``--config FILE`` reads the
-same settings from YAML (flags given on the command line win). SIGTERM and SIGINT stop it
+same settings from YAML (flags given on the command line win). ``--agent-tls-cert``,
+``--agent-tls-key`` and ``--agent-tls-ca`` serve the agent port over mutual TLS;
+``--agent-auth mtls`` identifies agents by their certificates. SIGTERM and SIGINT stop it
 cleanly.
 """
 
@@ -52,7 +54,7 @@ async def serve(settings: ControllerSettings, out: Any = None) -> None:
                  if server.token_file is not None else "token: from the configuration")
         print(
             f"quorus-controller {settings.node_id} ({settings.consensus}) serving\n"
-            f"  agents:   {settings.listen_agents}\n"
+            f"  agents:   {settings.listen_agents}{_agent_security(settings)}\n"
             f"  REST API: http://{settings.listen_http}\n"
             f"  data:     {settings.data_dir.resolve()}\n"
             f"  {token}",
@@ -66,8 +68,17 @@ async def serve(settings: ControllerSettings, out: Any = None) -> None:
                 break
 
 
+def _agent_security(settings: ControllerSettings) -> str:
+    if not settings.agent_tls:
+        return f" (plain TCP, {settings.agent_auth} auth)"
+    clients = ("client certificates from " + str(settings.agent_tls_ca)
+               if settings.agent_tls_ca else "no client certificates")
+    return f" (TLS, {clients}, {settings.agent_auth} auth)"
+
+
 _FLAGS = ("node_id", "peers", "data_dir", "listen_agents", "listen_http", "listen_raft",
-          "consensus", "cluster_token", "token", "heartbeat_interval")
+          "consensus", "cluster_token", "token", "heartbeat_interval", "agent_tls_cert",
+          "agent_tls_key", "agent_tls_ca", "agent_auth")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,6 +95,13 @@ _FLAGS = ("node_id", "peers", "data_dir", "listen_agents", "listen_http", "liste
 @click.option("--token", help="Agents' and clients' token (value, env:NAME or file:PATH); "
               "default: the token file in the data directory, created on first start.")
 @click.option("--heartbeat-interval", type=float, help="Seconds between agent heartbeats.")
+@click.option("--agent-tls-cert", metavar="PEM",
+              help="Serve the agent port over TLS with this certificate.")
+@click.option("--agent-tls-key", metavar="PEM", help="The private key of --agent-tls-cert.")
+@click.option("--agent-tls-ca", metavar="PEM",
+              help="Require agents' certificates issued by this CA (mutual TLS).")
+@click.option("--agent-auth", metavar="METHOD",
+              help="How agents are authenticated: token (default) or mtls (their certificates).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def main(config_file: Path | None, log_level: str, **flags: Any) -> None:

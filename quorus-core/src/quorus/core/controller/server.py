@@ -42,7 +42,12 @@ from quorus.core.consensus import (
     NotLeader,
     load_backend,
 )
-from quorus.core.controller.agentlink import AgentLink
+from quorus.core.controller.agentlink import (
+    AgentLink,
+    agent_authenticator,
+    agent_tls_context,
+    serve_agent,
+)
 from quorus.core.controller.commands import AssignJob, Command
 from quorus.core.controller.extension import ControllerExtension
 from quorus.core.controller.liveness import Liveness
@@ -64,7 +69,6 @@ from quorus.core.controller.state import (
 )
 from quorus.core.engine.model import OverwritePolicy
 from quorus.core.secrets import Secret, resolve_secret
-from quorus.core.wire import Hello
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,9 @@ class ControllerServer:
         self._liveness = Liveness(settings.heartbeat_interval, settings.missed_heartbeats)
         self.token, self.token_file, self.token_created = self._resolve_token()
         self.authenticator: Authenticator = self._make_authenticator()
+        # Agents may be judged by another method (their TLS certificates, "mtls").
+        self.agent_authenticator = agent_authenticator(settings, self.token, self.authenticator)
+        self.agent_tls = agent_tls_context(settings)
         config = ConsensusConfig(
             node_id=settings.node_id,
             members=settings.raft_members,
@@ -232,10 +239,6 @@ class ControllerServer:
             observe(principal, action, tenant, namespace, verdict)
         return verdict
 
-    def authenticate_hello(self, hello: Hello) -> bool:
-        return (hello.auth_method == self.authenticator.method
-                and self.authenticator.authenticate(hello.credentials) is not None)
-
     def leader_url(self, leader_id: str | None) -> str | None:
         if leader_id is None:
             return None
@@ -335,7 +338,7 @@ class ControllerServer:
         self.wake_scheduler()
 
     async def _serve_agent(self, stream: ByteStream) -> None:
-        await AgentLink(self, stream).run()
+        await serve_agent(self, stream)
 
     # -- leader duties --------------------------------------------------------------------------
 

@@ -12,11 +12,24 @@ REST clients (requests forwarded to the leader)::
     peers:
       c1: {raft: 127.0.0.1:7401, agents: 127.0.0.1:7071, http: 127.0.0.1:7081}
       c2: {raft: 127.0.0.1:7402, agents: 127.0.0.1:7072, http: 127.0.0.1:7082}
+
+The agent port can be served over TLS (``agent_tls_cert``, ``agent_tls_key``), requiring
+every agent to present a certificate issued by ``agent_tls_ca`` (mutual TLS). Agents are
+authenticated by ``agent_auth``, an auth method of the ``quorus.auth`` group: ``token`` (the
+default, the agent's hello carries the token) or a method that reads the certificate, such as
+``mtls`` (from ``quorus-tenant``), configured by ``agent_auth_options``::
+
+    agent_tls_cert: /etc/quorus/controller.pem
+    agent_tls_key: /etc/quorus/controller.key
+    agent_tls_ca: /etc/quorus/agents-ca.pem
+    agent_auth: mtls
+    agent_auth_options: {principal_from: cn}     # ca defaults to agent_tls_ca
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +70,8 @@ class ControllerSettings:
     ``token``: the token agents and REST clients present (a value, ``env:NAME`` or
     ``file:/path``); ``None`` means the token file in the data directory, created on first
     start. ``cluster_token``: what Raft peers present to each other (``raft`` only; defaults
-    to ``token``).
+    to ``token``). ``agent_tls_*``, ``agent_auth``, ``agent_auth_options``: TLS and the auth
+    method on the agent port (see the module docstring).
     """
 
     node_id: str = "controller-1"
@@ -79,6 +93,12 @@ class ControllerSettings:
     max_agent_frame_bytes: int = 1 << 20
     snapshot_every: int = 10_000
     raft_options: Mapping[str, Any] = field(default_factory=dict)
+    agent_tls_cert: str | None = None
+    agent_tls_key: str | None = None
+    agent_tls_key_password: str | None = None
+    agent_tls_ca: str | None = None
+    agent_auth: str = "token"
+    agent_auth_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.node_id or not self.node_id.isprintable() or len(self.node_id) > 64:
@@ -101,6 +121,32 @@ class ControllerSettings:
             raise ConfigurationError(
                 f"peers must include this node ({self.node_id}) with its raft address"
             )
+        self._check_agent_tls()
+
+    def _check_agent_tls(self) -> None:
+        if self.agent_tls_cert is None:
+            given = [n for n in ("agent_tls_key", "agent_tls_key_password", "agent_tls_ca")
+                     if getattr(self, n) is not None]
+            if given:
+                raise ConfigurationError(
+                    f"{', '.join(given)} given without agent_tls_cert: serving agents over TLS "
+                    "needs the controller's certificate (agent_tls_cert) and key (agent_tls_key)"
+                )
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.agent_auth):
+            raise ConfigurationError(
+                f"agent_auth: the name of an auth method (token, mtls, ...), not {self.agent_auth!r}"
+            )
+        if self.agent_auth == "mtls" and (self.agent_tls_cert is None or self.agent_tls_ca is None):
+            raise ConfigurationError(
+                "agent_auth mtls identifies agents by their certificates: serve the agent port "
+                "over TLS with client certificates (agent_tls_cert, agent_tls_key and "
+                "agent_tls_ca, the CA that issues the agents' certificates)"
+            )
+
+    @property
+    def agent_tls(self) -> bool:
+        """Whether the agent port is served over TLS."""
+        return self.agent_tls_cert is not None
 
     # -- derived --------------------------------------------------------------------------------
 
@@ -185,9 +231,9 @@ def _convert(name: str, value: Any) -> Any:
             return Path(str(value)).expanduser()
         if name == "peers":
             return parse_peers(value)
-        if name == "raft_options":
+        if name in ("raft_options", "agent_auth_options"):
             if not isinstance(value, Mapping):
-                raise ConfigurationError("raft_options must be a mapping")
+                raise ConfigurationError(f"{name} must be a mapping")
             return dict(value)
         if name in _FLOATS:
             if isinstance(value, bool):
