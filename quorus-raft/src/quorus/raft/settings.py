@@ -12,7 +12,15 @@
 | ``max_append_bytes`` | 1 MiB | largest batch of entries in one append |
 | ``snapshot_chunk_bytes`` | 1 MiB | InstallSnapshot chunk size |
 | ``request_timeout`` | 5 s | how long reads and membership changes may wait |
-| ``tls_cert``, ``tls_key``, ``tls_ca`` | none | PEM files: this node's certificate and the CA peers' certificates must chain to |
+| ``tls_cert``, ``tls_key`` | none | PEM files: this node's certificate and key; peer links use TLS 1.2+ |
+| ``tls_key_password`` | none | password of an encrypted ``tls_key``: text, ``env:NAME`` or ``file:/path`` |
+| ``tls_ca`` | none | PEM file of the CA that issues the members' certificates: every peer must present one (mutual TLS), and servers are verified against it |
+
+With ``tls_cert`` and ``tls_ca`` the links are mutual TLS: a node accepts a connection only
+from a peer whose certificate ``tls_ca`` issued and that is within its validity period, before
+any message (the hello and its cluster token included) is read. Without ``tls_ca`` the link
+is encrypted, peers are verified against the system's CAs and need no certificate of their
+own. ``tls_ca`` or ``tls_key`` without ``tls_cert`` is refused: every member serves TLS.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from quorus.core import tls
 from quorus.core.errors import ConfigurationError
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.raft.core import RaftConfig
@@ -40,9 +49,18 @@ class RaftSettings:
     tls_cert: str | None
     tls_key: str | None
     tls_ca: str | None
+    tls_key_password: Secret | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RaftSettings:
+        if options.get("tls_cert") is None:
+            given = [n for n in ("tls_key", "tls_key_password", "tls_ca")
+                     if options.get(n) is not None]
+            if given:
+                raise ConfigurationError(
+                    f"raft option(s) {', '.join(given)} without tls_cert: TLS between peers "
+                    "needs this node's certificate (tls_cert) and key (tls_key)"
+                )
         try:
             low, high = options.get("election_ticks", (3, 6))
             core = RaftConfig(
@@ -65,6 +83,7 @@ class RaftSettings:
                 tls_cert=options.get("tls_cert"),
                 tls_key=options.get("tls_key"),
                 tls_ca=options.get("tls_ca"),
+                tls_key_password=resolve_secret(options.get("tls_key_password")),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"invalid raft option: {exc}") from exc
@@ -78,21 +97,23 @@ class RaftSettings:
         return self.secret.reveal()
 
     def server_tls(self) -> ssl.SSLContext | None:
+        """The context peers' connections are accepted with: with ``tls_ca``, a peer must
+        present a certificate that CA issued (``CERT_REQUIRED``)."""
         if not self.tls_cert:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=self.tls_ca)
-        ctx.load_cert_chain(self.tls_cert, self.tls_key)
-        return ctx
+        return tls.server_context(self.tls_cert, self.tls_key, ca=self.tls_ca,
+                                  key_password=self.tls_key_password, setting="raft tls")
 
     def client_tls(self) -> ssl.SSLContext | None:
-        if not self.tls_cert and not self.tls_ca:
+        """The context peers are dialled with: verifies them against ``tls_ca`` (the system's
+        CAs without one) and presents this node's certificate."""
+        if not self.tls_cert:
             return None
-        ctx = ssl.create_default_context(cafile=self.tls_ca)
-        # Peers are addressed by IP on private networks as often as by name.
-        ctx.check_hostname = False
-        if self.tls_cert:
-            ctx.load_cert_chain(self.tls_cert, self.tls_key)
-        return ctx
+        # Peers are addressed by IP on private networks as often as by name: the CA vouches
+        # for them, and the cluster token and membership check who they are.
+        return tls.client_context(self.tls_ca, self.tls_cert, self.tls_key,
+                                  key_password=self.tls_key_password, check_hostname=False,
+                                  setting="raft tls")
 
 
 __all__ = ["RaftSettings"]

@@ -14,6 +14,11 @@ types close the connection, which the sender then re-opens with backoff.
 
 Outgoing messages wait in a bounded queue per peer; when it is full (the peer is down or slow)
 new messages are dropped and counted, as Raft tolerates message loss and retransmits.
+
+With TLS the handshake comes first, before the hello: a server context that requires client
+certificates (:meth:`~quorus.raft.settings.RaftSettings.server_tls` with ``tls_ca``) refuses a
+peer with no certificate, one from another CA or an expired one, logging why; the peer's
+sender logs the alert it got and retries with backoff.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from anyio.streams.tls import TLSListener
+from quorus.core import tls
 from quorus.core.netaddr import split_host_port
 from quorus.core.wire import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -68,6 +73,7 @@ class TransportStats:
     refused: int = 0
     bad_frames: int = 0
     flushes: int = 0
+    tls_refused: int = 0
 
 
 @dataclass
@@ -128,8 +134,6 @@ class PeerTransport:
         host, port = split_address(self.listen_address)
         listener: Any = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
         self.port = int(listener.extra(SocketAttribute.local_port))
-        if self._server_tls is not None:
-            listener = TLSListener(listener, self._server_tls, standard_compatible=False)
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -182,14 +186,10 @@ class PeerTransport:
 
     async def _connect(self, peer: _Peer) -> FramedStream:
         host, port = split_address(peer.address)
-        stream: ByteStream
+        stream: ByteStream = await anyio.connect_tcp(host, port)
         if self._client_tls is not None:
-            stream = await anyio.connect_tcp(
-                host, port, ssl_context=self._client_tls, tls_standard_compatible=False
-            )
-        else:
-            stream = await anyio.connect_tcp(host, port)
-        framed = FramedStream(stream, max_frame_size=self.max_frame_size)
+            stream = await tls.connect(stream, self._client_tls, host, peer=peer.node_id)
+        framed = FramedStream(stream, max_frame_size=self.max_frame_size, peer=peer.node_id)
         try:
             await framed.send(self._hello().to_wire())
             with anyio.fail_after(5):
@@ -207,11 +207,19 @@ class PeerTransport:
 
     async def _sender(self, peer: _Peer) -> None:
         delay = 0.05
+        warned: str | None = None
         with peer.scope:
             while True:
                 try:
                     framed = await self._connect(peer)
-                except (OSError, WireError, TimeoutError, ssl.SSLError) as exc:
+                except (OSError, WireError, TimeoutError, ssl.SSLError,
+                        tls.TlsHandshakeError) as exc:
+                    if isinstance(exc, tls.TlsHandshakeError) and str(exc) != warned:
+                        # Worth an operator's eye (once): a certificate problem does not heal
+                        # by itself.
+                        warned = str(exc)
+                        log.warning("raft: cannot connect to %s at %s: %s", peer.node_id,
+                                    peer.address, exc)
                     log.debug("raft: cannot reach %s at %s: %s", peer.node_id, peer.address, exc)
                     # A peer down for a while would otherwise get a backlog of stale messages
                     # while fresh ones are dropped: past half the queue, start afresh.
@@ -220,7 +228,7 @@ class PeerTransport:
                     await anyio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, self._max_backoff)
                     continue
-                delay = 0.05
+                delay, warned = 0.05, None
                 self.stats.connects += 1
                 try:
                     await self._pump(peer, framed)
@@ -259,6 +267,15 @@ class PeerTransport:
     # -- incoming -------------------------------------------------------------------------------
 
     async def _serve_inbound(self, stream: ByteStream) -> None:
+        if self._server_tls is not None:
+            address = stream.extra(SocketAttribute.remote_address, None)
+            source = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+            try:
+                stream = await tls.accept(stream, self._server_tls, peer="the peer")
+            except tls.TlsHandshakeError as exc:
+                self.stats.tls_refused += 1
+                log.warning("raft: refused a connection from %s: %s", source, exc)
+                return
         framed = FramedStream(stream, max_frame_size=self.max_frame_size)
         peer_id = "?"
         try:
