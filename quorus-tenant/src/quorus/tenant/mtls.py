@@ -11,6 +11,11 @@ common name; ``san-uri`` or ``san-dns``: the first subject alternative name of t
 (:func:`peer_credentials`): the decoded form Python's ``ssl`` gives for a verified peer, or
 the DER bytes, which are checked again against the CA (signature and validity period). Only
 the TLS layer may fill it: never take it from what a client sends inside the connection.
+
+A controller authenticates agents with it when configured with ``agent_auth: mtls`` (found
+through the ``quorus.auth`` group; core never imports this package): the agent port is served
+over TLS requiring certificates from ``agent_tls_ca`` (:mod:`quorus.core.tls`), ``ca``
+defaults to that file, and the principal the certificate names must be the agent's id.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Literal
 
 from anyio import TypedAttributeProvider
 from anyio.streams.tls import TLSAttribute
+from quorus.core import tls
 from quorus.core.auth import Principal
 from quorus.core.errors import ConfigurationError
 from quorus.core.secrets import Secret, resolve_secret
@@ -98,64 +104,41 @@ def _checked(options: Mapping[str, Any] | MtlsOptions) -> MtlsOptions:
     return options if isinstance(options, MtlsOptions) else MtlsOptions.from_options(options)
 
 
-def _load_own_certificate(ctx: ssl.SSLContext, settings: MtlsOptions) -> None:
+def _own_certificate(settings: MtlsOptions) -> str:
     if settings.cert is None:
         raise ConfigurationError(
             "the 'mtls' auth method needs a 'cert' option (and 'key', unless the certificate "
             "file holds it) for this side's own certificate"
         )
-    password = settings.key_password.reveal() if settings.key_password else None
-    try:
-        ctx.load_cert_chain(settings.cert, settings.key, password)
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigurationError(
-            f"the certificate {settings.cert!r} or key {settings.key!r} cannot be loaded: {exc}; "
-            "check they are PEM, belong together, and the key_password is right"
-        ) from None
-
-
-def _load_ca(ctx: ssl.SSLContext, settings: MtlsOptions) -> None:
-    try:
-        ctx.load_verify_locations(cafile=settings.ca)
-    except ssl.SSLError as exc:
-        raise ConfigurationError(
-            f"the CA file {settings.ca!r} holds no usable PEM certificate: {exc}"
-        ) from None
+    return settings.cert
 
 
 def server_ssl_context(options: Mapping[str, Any] | MtlsOptions) -> ssl.SSLContext:
-    """A TLS 1.2+ server context that requires a client certificate issued by ``ca``."""
+    """A TLS 1.2+ server context that requires a client certificate issued by ``ca`` (built
+    by :func:`quorus.core.tls.server_context`, as the controller's agent port is)."""
     settings = _checked(options)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    _load_ca(ctx, settings)
-    _load_own_certificate(ctx, settings)
-    return ctx
+    return tls.server_context(_own_certificate(settings), settings.key, ca=settings.ca,
+                              key_password=settings.key_password, setting="mtls")
 
 
 def client_ssl_context(options: Mapping[str, Any] | MtlsOptions) -> ssl.SSLContext:
     """A TLS 1.2+ client context presenting ``cert`` and trusting servers issued by ``ca``."""
     settings = _checked(options)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.verify_mode = ssl.CERT_REQUIRED
     # Peers on private networks are often addressed by IP without a matching SAN; the
     # operator can say so, the CA still vouches for the peer.
-    ctx.check_hostname = settings.check_hostname
-    _load_ca(ctx, settings)
-    _load_own_certificate(ctx, settings)
-    return ctx
+    return tls.client_context(settings.ca, _own_certificate(settings), settings.key,
+                              key_password=settings.key_password,
+                              check_hostname=settings.check_hostname, setting="mtls")
 
 
 def peer_credentials(stream: TypedAttributeProvider) -> dict[str, Any]:
     """``{"peer_certificate": ...}`` from a TLS stream (anyio), for :meth:`MtlsAuth.authenticate`;
     empty when the peer presented no certificate."""
-    decoded = stream.extra(TLSAttribute.peer_certificate, None)
-    if decoded:
-        return {"peer_certificate": decoded}
+    verified = tls.peer_credentials(stream)
+    if verified:
+        return verified
     binary = stream.extra(TLSAttribute.peer_certificate_binary, None)
-    return {"peer_certificate": binary} if binary else {}
+    return {tls.PEER_CERTIFICATE: binary} if binary else {}
 
 
 def _name_from_decoded(certificate: Mapping[str, Any], source: PrincipalSource) -> str | None:
