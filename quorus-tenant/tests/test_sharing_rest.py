@@ -5,10 +5,10 @@ design's multi-tenant workflow refused without its agreement, accepted with it, 
 once it is revoked or expired — submitted, or fired by a trigger of a registration, whose
 refusal is recorded while the registration stays.
 
-Tenants: enterprise with children acme-corp and partner-corp; globex alone. ``ent`` is
-transfer-admin on enterprise (so on both children), ``acme`` transfer-admin on acme-corp only,
-``viewer`` viewer on partner-corp, ``outsider`` viewer on globex, ``alice`` transfer-user on
-enterprise."""
+Tenants: enterprise with its child acme-corp; partner-corp (an outside partner) and globex
+alone. ``ent`` is transfer-admin on enterprise (so on acme-corp) and on partner-corp,
+``acme`` transfer-admin on acme-corp only, ``viewer`` viewer on partner-corp, ``outsider``
+viewer on globex, ``alice`` transfer-user on enterprise and partner-corp."""
 
 from __future__ import annotations
 
@@ -40,9 +40,10 @@ pytestmark = pytest.mark.anyio
 
 DATA = Path(__file__).parent / "data"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-ROLES = {"ent": ("enterprise", "transfer-admin"), "acme": ("acme-corp", "transfer-admin"),
-         "viewer": ("partner-corp", "viewer"), "outsider": ("globex", "viewer"),
-         "alice": ("enterprise", "transfer-user")}
+ROLES = {"ent": [("enterprise", "transfer-admin"), ("partner-corp", "transfer-admin")],
+         "acme": [("acme-corp", "transfer-admin")], "viewer": [("partner-corp", "viewer")],
+         "outsider": [("globex", "viewer")],
+         "alice": [("enterprise", "transfer-user"), ("partner-corp", "transfer-user")]}
 WORKFLOW = (DATA / "cross-tenant-data-sync.yaml").read_text()
 DSA = {"id": "DSA-2024-001", "provider": "acme-corp", "recipient": "partner-corp",
        "purpose": "customer sync", "classification": "internal"}
@@ -99,13 +100,14 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
                 "yaml": (DATA / "enterprise-tenants.yaml").read_text()})
             assert applied.status_code == 200, applied.text
             clients: dict[str, httpx.AsyncClient] = {}
-            for name, (tenant, role) in ROLES.items():
+            for name, bindings in ROLES.items():
                 created = await admin.post("/v1/principals", json={"name": name,
-                                                                   "tenant": tenant})
+                                                                   "tenant": bindings[0][0]})
                 assert created.status_code == 201, created.text
-                bound = await admin.post(f"/v1/principals/{name}/roles",
-                                         json={"role": role, "tenant": tenant})
-                assert bound.status_code == 200, bound.text
+                for tenant, role in bindings:
+                    bound = await admin.post(f"/v1/principals/{name}/roles",
+                                             json={"role": role, "tenant": tenant})
+                    assert bound.status_code == 200, bound.text
                 issued = await admin.post(f"/v1/principals/{name}/tokens", json={})
                 assert issued.status_code == 201, issued.text
                 clients[name] = httpx.AsyncClient(

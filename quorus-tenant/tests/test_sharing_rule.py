@@ -17,11 +17,11 @@ from quorus.workflow.controller.commands import WorkflowReach
 T0 = 1_700_000_000.0
 DAY = 86400.0
 #: enterprise ─┬─ acme-corp ── acme-finance
-#:             └─ partner-corp
-#: globex (a root of its own)
+#:             └─ acme-labs
+#: partner-corp, globex (roots of their own)
 PARENTS: dict[str, str | None] = {"enterprise": None, "acme-corp": "enterprise",
-                                  "acme-finance": "acme-corp", "partner-corp": "enterprise",
-                                  "globex": None}
+                                  "acme-finance": "acme-corp", "acme-labs": "enterprise",
+                                  "partner-corp": None, "globex": None}
 
 
 def chain(tenant: str) -> tuple[str, ...]:
@@ -61,7 +61,21 @@ def test_a_parent_acting_in_its_own_subtree_needs_no_agreement() -> None:
     assert refused(TenantReach("globex", ("globex",))) is None
 
 
-def test_siblings_cross_even_under_the_owner_that_runs_them() -> None:
+def test_siblings_under_the_owner_that_runs_them_need_no_agreement() -> None:
+    fanout = TenantReach("enterprise", ("acme-corp", "acme-labs", "acme-finance"))
+    assert requirements(fanout, chain) == []
+    assert refused(fanout) is None
+    # Run by one of them, they do cross: acme-corp does not administer acme-labs.
+    assert requirements(TenantReach("acme-corp", ("acme-corp", "acme-labs")), chain) == [
+        Requirement("acme-corp", "acme-labs", True), Requirement("acme-labs", "acme-corp", True)]
+
+
+def test_an_owner_running_only_in_another_tenant_crosses_with_it() -> None:
+    assert requirements(TenantReach("globex", ("partner-corp",)), chain) == [
+        Requirement("globex", "partner-corp", True), Requirement("partner-corp", "globex", True)]
+
+
+def test_a_partner_outside_the_owners_subtree_crosses() -> None:
     reach = design_reach(agreements=(), declared=False, roles=())
     assert requirements(reach, chain) == [Requirement("acme-corp", "partner-corp", True),
                                           Requirement("partner-corp", "acme-corp", True)]

@@ -1,11 +1,14 @@
 """The cross-tenant rule: when a command that reaches several tenants (a
 :class:`~quorus.core.controller.commands.TenantReach`) may be applied.
 
-The tenants of a workflow are its owner (``metadata.tenant``) and the tenants its groups run
-in. Two of them *cross* when neither is an ancestor of the other: a parent acting in its own
-subtree (its descendants' groups, or its own) crosses nothing. Siblings cross, even under the
-owner that runs them both: they are separate tenants, and their data is shared only under an
-agreement.
+The parties of a workflow are the tenants its groups run in, and its owner
+(``metadata.tenant``) too when none of its groups runs in the owner's subtree. Two parties
+*cross* when neither is an ancestor of the other and they are not both in the owner's
+subtree: the owner administers its own subtree, so a company fanning work out to its
+departments (siblings) crosses nothing, while a group in a tenant outside it (a partner, or
+another company) crosses with every party that is not its ancestor. An owner orchestrating a
+flow between one of its own tenants and a partner is represented by its tenant: the agreement
+names that tenant and the partner.
 
 For every crossing pair the workflow must name (``spec.security.dataSharing.agreements``) an
 agreement that is recorded, not revoked, in force at the command's time (``valid_from <= at <
@@ -77,13 +80,19 @@ def roles_of(reach: TenantReach) -> dict[str, frozenset[str]]:
 def requirements(reach: TenantReach, chain: Callable[[str], Sequence[str]]
                  ) -> list[Requirement]:
     """What the reach needs covered by agreements, pair by pair in the reach's order."""
-    parties = list(dict.fromkeys((reach.owner, *reach.tenants)))
+    def governed(tenant: str) -> bool:
+        return reach.owner in chain(tenant)
+
+    parties = list(dict.fromkeys(reach.tenants))
+    if not any(governed(t) for t in parties):
+        parties.insert(0, reach.owner)
     roles = roles_of(reach)
     either = frozenset(("provide", "receive"))
     needed: list[Requirement] = []
+
     for i, a in enumerate(parties):
         for b in parties[i + 1:]:
-            if related(a, b, chain):
+            if related(a, b, chain) or (governed(a) and governed(b)):
                 continue
             may_a, may_b = roles.get(a, either), roles.get(b, either)
             flows = [(x, y) for x, y, may_x, may_y in ((a, b, may_a, may_b),
