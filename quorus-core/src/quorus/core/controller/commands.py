@@ -42,15 +42,18 @@ class TenantReach:
     """What a command does across tenants, for the state modules that fence tenants.
 
     Acting for ``owner``, the command touches the data of ``tenants`` (a workflow whose groups
-    run in other tenants); ``agreements`` are the data-sharing agreements its author names and
-    ``declared`` says the author marked it as crossing tenants on purpose. Core only carries
-    it: without a module that checks it, every command may reach every tenant.
+    run in other tenants); ``agreements`` are the data-sharing agreements its author names,
+    ``declared`` says the author marked it as crossing tenants on purpose, and ``roles`` say
+    which way data goes (``(tenant, role)``, role ``source``, ``destination`` or ``both``;
+    a tenant without one may do either). Core only carries it: without a module that checks
+    it, every command may reach every tenant.
     """
 
     owner: str
     tenants: tuple[str, ...]
     agreements: tuple[str, ...] = ()
     declared: bool = False
+    roles: tuple[tuple[str, str], ...] = ()
 
     def others(self) -> tuple[str, ...]:
         """The tenants reached other than the owner, each once, in order."""

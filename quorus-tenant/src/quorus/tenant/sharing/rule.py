@@ -65,7 +65,7 @@ def related(a: str, b: str, chain: Callable[[str], Sequence[str]]) -> bool:
 def roles_of(reach: TenantReach) -> dict[str, frozenset[str]]:
     """What each tenant with a declared role may do: ``provide`` and/or ``receive``."""
     found: dict[str, set[str]] = {}
-    for pair in getattr(reach, "roles", ()) or ():
+    for pair in reach.roles:
         tenant, role = pair
         may = found.setdefault(str(tenant), set())
         if role in ("source", "both"):

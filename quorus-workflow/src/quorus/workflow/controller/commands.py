@@ -44,13 +44,9 @@ def check_id(kind: str, value: str) -> None:
                          "or '-', starting with a letter or digit")
 
 
-@dataclass(frozen=True, slots=True)
-class WorkflowReach(TenantReach):
-    """A workflow's :class:`~quorus.core.controller.commands.TenantReach`, with the roles its
-    ``spec.tenants`` gives (``(tenant, role)``, role ``source``, ``destination`` or
-    ``both``): which way data may go between its tenants."""
-
-    roles: tuple[tuple[str, str], ...] = ()
+#: A workflow's reach: core's :class:`~quorus.core.controller.commands.TenantReach`, with the
+#: roles its ``spec.tenants`` gives.
+WorkflowReach = TenantReach
 
 
 def workflow_reach(workflow: WorkflowDefinition) -> WorkflowReach:
