@@ -13,7 +13,6 @@ aioftp runs on asyncio only, so this plugin does too (it does not work under tri
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import posixpath
 import ssl
@@ -40,6 +39,7 @@ from quorus.core.protocol import (
 )
 from quorus.core.secrets import Secret
 from quorus.core.uri import Location
+from quorus.protocols.ftp.data import DataSocket
 from quorus.protocols.ftp.errors import for_exception, for_reply, mapped, reply_of
 from quorus.protocols.ftp.listing import parse_list_line
 from quorus.protocols.ftp.pool import Connection, ConnectionPool, Endpoint
@@ -47,7 +47,6 @@ from quorus.protocols.ftp.settings import DEFAULT_IDLE_CHECK, FtpSettings
 from quorus.protocols.ftp.streams import DataChannel, EmptyReadStream, FtpReadStream, FtpWriteStream
 
 DEFAULT_PORT = 21
-DATA_BUFFER_LIMIT = 256 * 1024
 ANONYMOUS = "anonymous"
 
 
@@ -164,16 +163,20 @@ class FtpProtocol(TransferProtocol):
         server has said 150 (see the module's docstring for why not before)."""
         client = connection.client
         endpoint = connection.endpoint
-        reader, writer = await _passive_connection(client, endpoint, self.settings.connect_timeout)
-        channel = DataChannel(self.pool, connection, reader, writer, location, self.settings.timeout)
+        host, port = await _passive_address(client, endpoint)
+        data = await DataSocket.connect(
+            host, port, connect_timeout=self.settings.connect_timeout,
+            idle_timeout=self.settings.timeout,
+        )
+        channel = DataChannel(self.pool, connection, data, location, self.settings.timeout)
         try:
             if offset:
                 await client.command(f"REST {offset}", "350")
             await client.command(command, "1xx")
             if endpoint.tls:
-                await writer.start_tls(self._ssl_context(), server_hostname=endpoint.host)
+                await data.start_tls(self._ssl_context(), endpoint.host)
         except BaseException:
-            writer.close()
+            data.close()
             raise
         return channel
 
@@ -264,7 +267,7 @@ class FtpProtocol(TransferProtocol):
                     channel = await self._open_data(connection, location, f"LIST {location.path}", 0)
                 except aioftp.StatusCodeError as exc:
                     raise for_reply(*reply_of(exc), location, "list", exists=True) from None
-                listing = await channel.reader.read()  # to the end: listings are small
+                listing = await channel.data.receive_all()  # to the end: listings are small
                 channel.close_data()
                 await channel.final_reply("2xx", "list")
         except TransferError as exc:
@@ -334,9 +337,8 @@ class FtpProtocol(TransferProtocol):
 # --- commands on one control connection ----------------------------------------------------
 
 
-async def _passive_connection(
-    client: aioftp.Client, endpoint: Endpoint, connect_timeout: float
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _passive_address(client: aioftp.Client, endpoint: Endpoint) -> tuple[str, int]:
+    """Where the server listens for this data connection (EPSV, else PASV)."""
     host: str | None = None
     port = 0
     for index, name in enumerate(client._passive_commands, start=1):
@@ -352,11 +354,7 @@ async def _passive_connection(
                 raise
     if host is None or host == "0.0.0.0":
         host = endpoint.host
-    with anyio.fail_after(connect_timeout):
-        # The StreamReader buffers up to twice its limit before pausing the socket. Kept
-        # small on purpose: a bytearray that is both consumed from the front and extended
-        # is copied whole whenever it grows, which at several MiB cost more than the data.
-        return await asyncio.open_connection(host, port, limit=DATA_BUFFER_LIMIT)
+    return host, port
 
 
 async def _stat(client: aioftp.Client, location: Location) -> FileInfo:

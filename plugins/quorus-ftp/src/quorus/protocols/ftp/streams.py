@@ -3,7 +3,6 @@ connection until the server's final reply has been read."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import aioftp
@@ -11,6 +10,7 @@ import anyio
 from quorus.core.errors import TransferError, TransientError
 from quorus.core.protocol import FileInfo, ReadStream, WriteStream
 from quorus.core.uri import Location
+from quorus.protocols.ftp.data import DataSocket
 from quorus.protocols.ftp.errors import for_exception, for_reply, reply_of
 from quorus.protocols.ftp.pool import Connection, ConnectionPool
 
@@ -28,15 +28,13 @@ class DataChannel:
         self,
         pool: ConnectionPool,
         connection: Connection,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        data: DataSocket,
         location: Location,
         timeout: float,
     ) -> None:
         self.pool = pool
         self.connection = connection
-        self.reader = reader
-        self.writer = writer
+        self.data = data
         self.location = location
         self.timeout = timeout
         self.released = False
@@ -48,7 +46,7 @@ class DataChannel:
     def close_data(self) -> None:
         """Drop the data connection at once (a TLS one without waiting for close_notify:
         everything wanted has been read, or the transfer is being given up)."""
-        self.writer.transport.abort()
+        self.data.close()
 
     async def final_reply(self, expected: str | tuple[str, ...], action: str) -> None:
         """Read the server's reply that ends the transfer, then give the control connection
@@ -62,6 +60,10 @@ class DataChannel:
         except Exception as exc:
             self.release(reusable=False)
             raise (for_exception(exc, self.location, action) or exc) from None
+        except BaseException:
+            # Cancelled while waiting: the reply may still come, so the connection is dropped.
+            self.release(reusable=False)
+            raise
         self.release(reusable=True)
 
     def release(self, *, reusable: bool) -> None:
@@ -91,20 +93,8 @@ class FtpReadStream(ReadStream):
         channel = self._channel
         wanted = min(self._chunk_size, self._remaining)
         try:
-            with anyio.fail_after(channel.timeout):
-                data = await channel.reader.read(wanted)
-                if data and len(data) < wanted:
-                    # Whole blocks for the engine (one worker-thread hop per block), gathered
-                    # from what the socket delivered so far and what follows at once.
-                    pieces = [data]
-                    size = len(data)
-                    while size < wanted:
-                        piece = await channel.reader.read(wanted - size)
-                        if not piece:
-                            break
-                        pieces.append(piece)
-                        size += len(piece)
-                    data = b"".join(pieces)
+            # A whole block (the socket's own timeout bounds the wait for progress).
+            data = await channel.data.receive(wanted)
         except Exception as exc:
             self._done = True
             channel.release(reusable=False)
@@ -163,9 +153,7 @@ class FtpWriteStream(WriteStream):
     async def write(self, data: bytes) -> None:
         channel = self._channel
         try:
-            with anyio.fail_after(channel.timeout):
-                channel.writer.write(data)
-                await channel.writer.drain()
+            await channel.data.send(data)
         except Exception as exc:
             self._finished = True
             raise await self._reason(exc) from None
@@ -189,9 +177,7 @@ class FtpWriteStream(WriteStream):
         self._finished = True
         channel = self._channel
         try:
-            with anyio.fail_after(channel.timeout):
-                channel.writer.close()
-                await channel.writer.wait_closed()
+            await channel.data.finish_sending()
         except Exception as exc:
             raise await self._reason(exc) from None
         await channel.final_reply("2xx", "write")
@@ -206,8 +192,7 @@ class FtpWriteStream(WriteStream):
         # reply is read so the control connection can be reused.
         with anyio.move_on_after(channel.timeout):
             with contextlib.suppress(Exception):
-                channel.writer.close()
-                await channel.writer.wait_closed()
+                await channel.data.finish_sending()
             with contextlib.suppress(TransferError):
                 await channel.final_reply(_AFTER_EARLY_CLOSE, "write")
         channel.release(reusable=False)
