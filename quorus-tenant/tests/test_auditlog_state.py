@@ -20,6 +20,7 @@ from quorus.core.controller import (
     DrainAgent,
     JobStarted,
     RegisterAgent,
+    Rejected,
     SubmitJob,
 )
 from quorus.core.controller.state import SnapshotFormatError
@@ -147,6 +148,29 @@ def test_tenant_commands_are_recorded_and_refused_ones_are_not() -> None:
     assert replica.audit.chain("hr").records[1].detail == {  # type: ignore[union-attr]
         "reason": "audit pending"}
     assert replica.actions("acme") == [("root", "tenant.applied", "acme")]
+
+
+def test_submissions_admission_refuses_are_recorded_as_denied_with_the_reason() -> None:
+    replica = Replica()
+    quota = ("  resources:\n    quotas: {maxDailyTransfers: 1}\n")
+    replica.apply(ApplyTenants(T0, tenant_doc("acme") + quota, applied_by="root"))
+    replica.apply(submit("j1", "acme"))
+    replica.index += 1
+    refused = replica.state.apply(replica.index, submit("j2", "acme", by="bob").encode())
+    assert isinstance(refused, Rejected)
+    replica.index += 1
+    outside = SubmitJob.new("/data/tenants/acme/a", "/etc/passwd", job_id="j3", at=T0,
+                            tenant="acme", submitted_by="mallory")
+    assert isinstance(replica.state.apply(replica.index, outside.encode()), Rejected)
+    chain = replica.audit.chain("acme")
+    assert chain is not None
+    denied = [r for r in chain if r.outcome == "denied"]
+    assert [(r.actor, r.action, r.target) for r in denied] == [
+        ("bob", "job.refused", "j2"), ("mallory", "job.refused", "j3")]
+    assert denied[0].detail["code"] == "quota-exceeded"
+    assert denied[0].detail["details"]["quota"] == "maxDailyTransfers"
+    assert "outside the storage of tenant acme" in denied[1].detail["reason"]
+    assert chain.verify() is None
 
 
 def test_workflow_submissions_and_controls_land_in_the_submitting_tenants_chain() -> None:

@@ -71,6 +71,8 @@ class AdmittingModule(Protocol):
     - ``job_constraints`` says how an agent must run ``job`` (a bandwidth cap, the storage
       roots its paths must stay inside), or ``None``; the leader sends them with every
       assignment and the agent enforces them;
+    - ``refused`` is told every command a module's ``admit`` refused (with the refusal), so
+      a refusal can be on the record too (an audit trail);
     - ``placement_preference`` ranks the agents ``may_place`` allows: lower is preferred
       (0 by default), before proximity and load (a tenant's own agents before shared ones).
     """
@@ -88,6 +90,9 @@ class AdmittingModule(Protocol):
 
     def placement_preference(self, job: JobRecord, agent: AgentRecord,
                              state: ControllerState) -> int: ...
+
+    def refused(self, command: Command, refusal: Rejected, index: int,
+                state: ControllerState) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,8 @@ class ControllerState:
         self._preferences: list[Callable[[JobRecord, AgentRecord, ControllerState], int]] = [
             m.placement_preference for m in ordered  # type: ignore[attr-defined]
             if callable(getattr(m, "placement_preference", None))]
+        self._refused: list[Callable[[Command, Rejected, int, ControllerState], None]] = [
+            m.refused for m in ordered if callable(getattr(m, "refused", None))]  # type: ignore[attr-defined]
         self._admitters: list[tuple[StateModule, Callable[[Command, int, ControllerState],
                                                           Rejected | None]]] = [
             (m, m.admit) for m in ordered  # type: ignore[attr-defined]
@@ -193,7 +200,7 @@ class ControllerState:
                 if admitter is not module:
                     refusal = admit_module(command, index, self)
                     if refusal is not None:
-                        return refusal
+                        return self._refuse(command, refusal, index)
             value = module.apply(command, index, self)
             applied = Applied(command.NAME, index, value=value)
             for observe in self._observe:
@@ -202,12 +209,17 @@ class ControllerState:
         for admit in self._admit:
             refusal = admit(command, index, self)
             if refusal is not None:
-                return refusal
+                return self._refuse(command, refusal, index)
         result = transitions.apply(self, index, command)
         if isinstance(result, Applied):
             for observe in self._observe:
                 observe(command, result, index, self)
         return result
+
+    def _refuse(self, command: Command, refusal: Rejected, index: int) -> Rejected:
+        for told in self._refused:
+            told(command, refusal, index, self)
+        return refusal
 
     def placement_refusal(self, job: JobRecord, agent: AgentRecord) -> str | None:
         """Why a state module will not let ``agent`` take ``job``, or ``None``."""

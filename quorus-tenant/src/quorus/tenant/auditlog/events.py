@@ -29,7 +29,7 @@ from quorus.core.controller.commands import (
     SubmitJob,
 )
 from quorus.core.controller.model import JobRecord, JobState
-from quorus.core.controller.results import Applied
+from quorus.core.controller.results import Applied, Rejected
 from quorus.core.controller.state import ControllerState
 
 #: The chain of actions that concern no single tenant (``cluster.admin``, a role bound in
@@ -122,6 +122,23 @@ def entries(command: Command, result: Applied, state: ControllerState,
     if name.startswith("sharing-"):
         return _sharing_entries(command, result.value)
     return _core_entries(command, result)
+
+
+def refusal_entry(command: Command, refusal: Rejected) -> AuditEntry:
+    """What to record of a command admission refused: in the chain of the tenant it was for
+    (a job's tenant, a workflow's owner), who asked, and why."""
+    reach = command.tenant_reach()
+    tenant = reach.owner if reach is not None else str(
+        getattr(command, "tenant", "") or CONTROLLER_CHAIN)
+    kind = ("job" if isinstance(command, SubmitJob) else
+            "workflow" if command.NAME.startswith("workflow-") else "command")
+    target = str(getattr(command, "job_id", "") or getattr(command, "execution_id", "")
+                 or getattr(command, "registration", "") or command.NAME)
+    detail: dict[str, Any] = {"command": command.NAME, "code": str(refusal.code),
+                              "reason": refusal.message}
+    if refusal.details:
+        detail["details"] = dict(refusal.details)
+    return AuditEntry(tenant, _actor(command), f"{kind}.refused", target, detail)
 
 
 def _actor(command: Command) -> str:
@@ -280,4 +297,4 @@ def _sharing_entries(command: Command, value: Any) -> list[AuditEntry]:
     return [AuditEntry(t, actor or CONTROLLER_ACTOR, action, target, detail) for t in tenants]
 
 
-__all__ = ["CONTROLLER_ACTOR", "CONTROLLER_CHAIN", "AuditEntry", "Owners", "entries"]
+__all__ = ["CONTROLLER_ACTOR", "CONTROLLER_CHAIN", "AuditEntry", "Owners", "entries", "refusal_entry"]

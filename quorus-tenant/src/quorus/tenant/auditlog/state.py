@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from quorus.core.controller.commands import Command
-from quorus.core.controller.results import Applied
+from quorus.core.controller.results import Applied, Rejected
 from quorus.core.controller.state import ControllerState, SnapshotFormatError
 from quorus.tenant.audit import AuditChain, AuditError, AuditRecord, Outcome
 from quorus.tenant.auditlog.commands import COMMAND_TYPES, PruneAudit, RecordDecisions
@@ -30,6 +30,7 @@ from quorus.tenant.auditlog.events import (
     AuditEntry,
     Owners,
     entries,
+    refusal_entry,
 )
 
 SNAPSHOT_FORMAT = 1
@@ -124,6 +125,15 @@ class AuditStateModule:
         at = float(getattr(command, "at", 0.0) or 0.0)
         for entry in found:
             self._append_entry(entry, at)
+
+    def refused(self, command: Command, refusal: Rejected, index: int,
+                state: ControllerState) -> None:
+        """A command a module's admission refused (a quota, a suspended tenant, storage
+        outside the tenant's roots, a crossing without agreement) is recorded as denied."""
+        entry = refusal_entry(command, refusal)
+        at = float(getattr(command, "at", 0.0) or 0.0)
+        self._append(entry.tenant, at, entry.actor, entry.action, entry.target, "denied",
+                     entry.detail)
 
     def _append_entry(self, entry: AuditEntry, at: float) -> None:
         self._append(entry.tenant, at, entry.actor, entry.action, entry.target, "applied",
