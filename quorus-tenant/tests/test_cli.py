@@ -68,8 +68,11 @@ async def test_the_commands_over_the_rest_api(tmp_path: Path,
 
         applied = await run("apply", str(files))
         assert applied.exit_code == 0, applied.output
-        assert applied.output.strip() == ("applied: acme-corp, acme-corp-finance, acme-corp-hr,"
+        assert applied.stdout.strip() == ("applied: acme-corp, acme-corp-finance, acme-corp-hr,"
                                           " payroll-team")
+        # What the design's document sets but Quorus does not enforce is said, not ignored.
+        assert "spec.resources.quotas.maxCpuCores is recorded but not enforced" in \
+            applied.stderr
         tree = await run("tree")
         assert tree.output.splitlines() == ["acme-corp", "  acme-corp-finance",
                                             "    payroll-team", "  acme-corp-hr"]

@@ -58,6 +58,21 @@ def test_the_design_document_becomes_a_tenant_with_every_field() -> None:
     assert acme.settings["governance"]["audit"]["retentionDays"] == 2555
 
 
+def test_settings_quorus_does_not_enforce_are_named_on_apply() -> None:
+    text = (Path(__file__).parent / "data" / "acme-corp.yaml").read_text()
+    notices = parse_configuration(text, "acme-corp.yaml").notices
+    shown = [n.split(": ", 2)[2] for n in notices]
+    assert shown == [f"{path} is recorded but not enforced" for path in (
+        "spec.resources.quotas.maxRetentionDays", "spec.resources.quotas.maxCpuCores",
+        "spec.resources.quotas.maxMemoryGB", "spec.security.networking.allowedSourceCIDRs",
+        "spec.security.networking.requireVPN", "spec.security.networking.allowCrossRegion",
+        "spec.security.authentication", "spec.security.dataProtection",
+        "spec.governance.compliance")]
+    assert all(n.startswith("acme-corp.yaml:") and ": acme-corp: " in n for n in notices)
+    plain = "apiVersion: quorus.dev/v1\nkind: TenantConfiguration\nmetadata: {name: t}\nspec: {}\n"
+    assert parse_configuration(plain).notices == ()
+
+
 def test_children_and_namespace_documents_join_the_hierarchy() -> None:
     tenants = load("acme-corp.yaml", "departments.yaml")
     finance = tenants["acme-corp-finance"]

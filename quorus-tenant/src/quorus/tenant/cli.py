@@ -62,6 +62,8 @@ def apply(file: str, controllers: tuple[str, ...], token: str | None, as_json: b
         _emit(answer)
     else:
         click.echo(f"applied: {', '.join(answer.get('applied', []))}")
+        for notice in answer.get("notices", []):
+            click.echo(f"quorus: note: {notice}", err=True)
 
 
 @tenant.command("list")

@@ -62,6 +62,35 @@ class ParsedConfiguration:
     tenants: tuple[Tenant, ...]
     namespaces: tuple[NamespaceSettings, ...] = ()
     children: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: Settings the documents give that Quorus records but does not enforce, one line each.
+    notices: tuple[str, ...] = ()
+
+
+#: Settings of the design's TenantConfiguration that are kept (shown by ``tenant show`` and
+#: ``effective-config``) but enforced nowhere: a user must not believe they are.
+UNENFORCED: tuple[tuple[str, ...], ...] = (
+    ("resources", "quotas", "maxRetentionDays"),
+    ("resources", "quotas", "maxCpuCores"),
+    ("resources", "quotas", "maxMemoryGB"),
+    ("security", "networking", "allowedSourceCIDRs"),
+    ("security", "networking", "requireVPN"),
+    ("security", "networking", "allowCrossRegion"),
+    ("security", "authentication"),
+    ("security", "dataProtection"),
+    ("governance", "compliance"),
+)
+
+
+def unenforced(spec: Mapping[str, Any]) -> list[str]:
+    """The dotted paths of :data:`UNENFORCED` settings ``spec`` gives."""
+    found = []
+    for path in UNENFORCED:
+        node: Any = spec
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if node is not None:
+            found.append("spec." + ".".join(path))
+    return found
 
 
 def parse_configuration(text: str, file: str = "<tenants>") -> ParsedConfiguration:
@@ -87,11 +116,14 @@ def parse_configuration(text: str, file: str = "<tenants>") -> ParsedConfigurati
     tenants: list[Tenant] = []
     namespaces: list[NamespaceSettings] = []
     children: dict[str, tuple[str, ...]] = {}
+    notices: list[str] = []
     for document in documents:
         where = f"{file}:{document.position(('metadata', 'name')).line}"
         body = document.body
         metadata: dict[str, Any] = body["metadata"]
         spec: dict[str, Any] = body["spec"]
+        notices.extend(f"{where}: {metadata['name']}: {path} is recorded but not enforced"
+                       for path in unenforced(spec))
         owner = metadata.get("tenant")
         if owner is not None and owner != metadata["name"]:
             namespaces.append(_namespace(metadata, spec, where, problems))
@@ -105,7 +137,7 @@ def parse_configuration(text: str, file: str = "<tenants>") -> ParsedConfigurati
             children[metadata["name"]] = tuple(listed)
     if problems:
         raise TenantConfigError(problems)
-    return ParsedConfiguration(tuple(tenants), tuple(namespaces), children)
+    return ParsedConfiguration(tuple(tenants), tuple(namespaces), children, tuple(notices))
 
 
 def _namespace(metadata: dict[str, Any], spec: dict[str, Any], where: str,
@@ -274,6 +306,7 @@ def _shown(value: float, size: bool) -> str:
 
 __all__ = [
     "KIND",
+    "UNENFORCED",
     "NamespaceSettings",
     "ParsedConfiguration",
     "TenantConfigError",
@@ -281,4 +314,5 @@ __all__ = [
     "hierarchy_problems",
     "merge",
     "parse_configuration",
+    "unenforced",
 ]

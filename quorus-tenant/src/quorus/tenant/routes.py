@@ -120,7 +120,7 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
             service.authorize(caller(request), "tenants.admin", tenant_id, None)
         result = await propose(ApplyTenants(clock(), body.yaml, body.file,
                                             caller(request).name))
-        return {"applied": list(result.tenants)}
+        return {"applied": list(result.tenants), "notices": list(parsed.notices)}
 
     @router.get("/v1/tenants")
     async def list_tenants(request: Request, consistent: Consistent = True) -> dict[str, Any]:
