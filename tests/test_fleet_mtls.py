@@ -1,7 +1,7 @@
 """Mutual TLS across real processes: three ``quorus-controller`` processes whose Raft links and
 agent port require certificates from the fleet's CA, agents authenticated by ``mtls`` (their
-identity is the name in their certificate), a ``quorus-agent`` that runs a job to completion
-over TLS, and one with a certificate from another CA that the controllers refuse, both sides
+identity is the name in their certificate, bound as a service account allowed to register
+agents), a ``quorus-agent`` that runs a job to completion over TLS, and one with a certificate from another CA that the controllers refuse, both sides
 saying why in their logs."""
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ async def test_a_job_runs_over_mutual_tls_and_a_rogue_agent_is_refused(tmp_path:
     try:
         cluster.start_all()
         await cluster.leader()
+        # The agent's certificate identity must be allowed to register agents where it serves.
+        for path, body in (
+            ("/v1/principals", {"name": "trusted", "tenant": "default",
+                                "kind": "service-account"}),
+            ("/v1/principals/trusted/roles", {"role": "transfer-admin", "tenant": "default"}),
+        ):
+            answer = await cluster.request("POST", path, json=body)
+            assert answer is not None and answer.status_code in (200, 201), answer
         cluster.start_tls_agent("trusted", ca)
         cluster.start_tls_agent("intruder", rogue)
         await cluster.wait_agents("trusted")

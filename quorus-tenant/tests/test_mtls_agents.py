@@ -2,11 +2,13 @@
 configured with ``agent_auth: mtls`` finds the method through the ``quorus.auth`` group, and an
 agent's identity is the name in the certificate the TLS handshake verified (its common name,
 or its DNS name with ``principal_from: san-dns``); a certificate naming another agent, or one
-from another CA, gets no registration."""
+from another CA, gets no registration, and neither does an identity without the right to
+register agents (``agents.register``, a transfer-admin binding) in the tenant it serves."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from quorus.core.secrets import Secret
 from quorus.core.testing.controller import controller_address, running_controller
 from quorus.core.testing.fixtures import anyio_backend, payload_bytes
 from quorus.core.testing.pki import IssuedCertificate, TestCa
+from quorus.tenant.access.commands import BindRole, CreatePrincipal
 from quorus.tenant.mtls import MtlsAuth
 
 __all__ = ["anyio_backend"]  # the fixture runs every async test under asyncio and trio
@@ -60,6 +63,14 @@ async def agent(server: Any, work: Path, ca: TestCa, cert: IssuedCertificate, ag
             runtime.stop("test over")
 
 
+async def may_register(server: Any, name: str, tenant: str = "default") -> None:
+    """Make ``name`` (an agent's certificate identity) a service account allowed to register
+    agents in ``tenant``."""
+    now = time.time()
+    await server.service.propose(CreatePrincipal(name, "service-account", tenant, now))
+    await server.service.propose(BindRole(name, "transfer-admin", tenant, now))
+
+
 async def eventually(condition: Any, within: float = 15.0) -> None:
     with anyio.fail_after(within):
         while not condition():  # noqa: ASYNC110 - bounded by fail_after
@@ -74,6 +85,7 @@ async def test_the_agent_is_the_principal_its_certificate_names(tmp_path: Path, 
         async with running_controller(tmp_path / "c", **mtls(ca)) as server:
             assert isinstance(server.agent_authenticator, MtlsAuth)
             assert server.agent_authenticator.options.ca == str(ca.ca_file)
+            await may_register(server, "agent-1")
             async with agent(server, tmp_path / "a", ca, ca.issue("a", "agent-1"),
                              "agent-1") as runtime:
                 await eventually(lambda: runtime.controller_id is not None)
@@ -86,13 +98,29 @@ async def test_the_agent_is_the_principal_its_certificate_names(tmp_path: Path, 
 async def test_the_principal_may_come_from_the_dns_name(tmp_path: Path, ca: TestCa) -> None:
     cert = ca.issue("a", "ignored-cn", names=("agent-7.fleet.example",))
     with anyio.fail_after(30):
-        async with (
-            running_controller(tmp_path / "c", **mtls(ca, principal_from="san-dns")) as server,
-            agent(server, tmp_path / "a", ca, cert, "agent-7.fleet.example") as runtime,
-        ):
-            await eventually(lambda: runtime.controller_id is not None)
-            assert server.links["agent-7.fleet.example"].principal == Principal(
-                "agent-7.fleet.example", "mtls")
+        async with running_controller(tmp_path / "c",
+                                      **mtls(ca, principal_from="san-dns")) as server:
+            await may_register(server, "agent-7.fleet.example")
+            async with agent(server, tmp_path / "a", ca, cert,
+                             "agent-7.fleet.example") as runtime:
+                await eventually(lambda: runtime.controller_id is not None)
+                await eventually(lambda: "agent-7.fleet.example" in server.state.agents)
+                assert server.links["agent-7.fleet.example"].principal == Principal(
+                    "agent-7.fleet.example", "mtls")
+
+
+async def test_a_certificate_identity_without_the_right_is_not_registered(
+    tmp_path: Path, ca: TestCa, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with anyio.fail_after(30):
+        async with running_controller(tmp_path / "c", **mtls(ca)) as server:
+            await may_register(server, "agent-1", tenant="sales")  # not where it asks to serve
+            async with agent(server, tmp_path / "a", ca, ca.issue("a", "agent-1"), "agent-1"):
+                await eventually(lambda: any(
+                    r.name == CONTROLLER_LOG and "agent-1 may not register agents in tenant "
+                    "default" in r.getMessage() for r in caplog.records))
+            assert "agent-1" not in server.state.agents
 
 
 async def test_a_certificate_for_another_agent_is_refused_whatever_the_token(

@@ -50,7 +50,13 @@ _USER_ACTIONS = _VIEWER_ACTIONS | {
     "workflows.control",
     "workflows.register",
 }
-_ADMIN_ACTIONS = _USER_ACTIONS | {"tenants.admin", "agents.drain", "principals.admin", "audit.read"}
+_ADMIN_ACTIONS = _USER_ACTIONS | {
+    "tenants.admin",
+    "agents.drain",
+    "agents.register",
+    "principals.admin",
+    "audit.read",
+}
 
 #: Roles from least to most: each allows everything the ones before it allow.
 ROLES: Mapping[str, frozenset[str]] = {

@@ -55,7 +55,10 @@ class AgentConfig:
     ``bandwidth_limit`` is bytes/s per transfer (``None``: none); ``labels`` are matched by
     the jobs' affinity rules; ``protocols`` restricts the schemes advertised (``None``: every
     protocol plugin that loads). ``token`` may be ``None`` when the agent proves who it is by
-    its certificate alone (``tls_*``, see the module docstring).
+    its certificate alone (``tls_*``, see the module docstring). ``tenant`` (and
+    ``namespace``) dedicate the agent to a tenant: with tenancy on the controllers only that
+    tenant's jobs (and its descendants') run on it, and registering needs the right to
+    (``agents.register`` there).
     """
 
     controllers: tuple[ControllerAddress, ...]
@@ -76,6 +79,8 @@ class AgentConfig:
     tls_key: str | None = None
     tls_key_password: Secret | None = None
     tls_check_hostname: bool = True
+    tenant: str = "default"
+    namespace: str = "default"
 
     def __post_init__(self) -> None:
         if not self.controllers:

@@ -148,6 +148,11 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
               envvar="QUORUS_AGENT_TLS_KEY_PASSWORD", help="Password of an encrypted --tls-key.")
 @click.option("--tls-check-hostname/--no-tls-check-hostname", default=True, show_default=True,
               help="Require the controller's certificate to name the address dialled.")
+@click.option("--tenant", default="default", show_default=True, envvar="QUORUS_AGENT_TENANT",
+              help="Serve only this tenant (and its descendants): a dedicated agent. "
+                   "'default' serves every tenant that may use shared agents.")
+@click.option("--namespace", default="default", show_default=True,
+              help="The namespace of --tenant the agent belongs to.")
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.version_option(package_name="quorus-core", prog_name="quorus-agent")
 def main(
@@ -169,6 +174,8 @@ def main(
     tls_key: str | None,
     tls_key_password: str | None,
     tls_check_hostname: bool,
+    tenant: str,
+    namespace: str,
     verbose: int,
 ) -> None:
     """Run a Quorus transfer agent."""
@@ -195,9 +202,12 @@ def main(
                 tls_key=tls_key,
                 tls_key_password=resolve_secret(tls_key_password),
                 tls_check_hostname=tls_check_hostname,
+                tenant=tenant,
+                namespace=namespace,
             )
-            log.info("agent %s joining %s (work dir %s, %d at once)", config.agent_id,
-                     ", ".join(c.address for c in config.controllers), work_dir, max_concurrent)
+            log.info("agent %s joining %s (work dir %s, %d at once%s)", config.agent_id,
+                     ", ".join(c.address for c in config.controllers), work_dir, max_concurrent,
+                     "" if tenant == "default" else f", dedicated to tenant {tenant}")
             runtime = AgentRuntime(config)
             reason = eventloop.run(serve, runtime)
     except ConfigurationError as exc:

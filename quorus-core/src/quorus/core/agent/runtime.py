@@ -163,6 +163,8 @@ def registration(config: AgentConfig, plugins: PluginRegistry | None = None) -> 
         resources=measure_resources(config.work_dir),
         location=config.location,
         labels=dict(config.labels),
+        tenant=config.tenant,
+        namespace=config.namespace,
     )
 
 

@@ -34,43 +34,18 @@ from quorus.core.agentproto import (
     HeartbeatReceived,
     JobAttempt,
     ProgressReported,
-    Register,
     RegistrationRequested,
     Step,
     from_wire,
     to_wire,
 )
+from quorus.core.controller.agentlink import register_command
 from quorus.core.controller.scheduler import AgentCapacity, schedule
 from quorus.core.controller.server import transfer_options
 from quorus.core.controller.state import JobConstraints
 from quorus.core.wire import ConnectionClosedError, FramedStream, Hello, WireError
 
 log = logging.getLogger(__name__)
-
-
-def register_command(register: Register, at: float) -> ctl.RegisterAgent:
-    """The replicated command recording an agent's ``Register``."""
-    resources = register.resources
-    location = register.location
-    return ctl.RegisterAgent(
-        register.agent_id, at, hostname=register.hostname, version=register.version,
-        capabilities=ctl.AgentCapabilities(
-            register.capabilities.protocols, register.capabilities.max_concurrent_transfers,
-            register.capabilities.max_bandwidth_mbps, register.capabilities.supported_features,
-        ),
-        resources=ctl.AgentResources(
-            resources.cpu.cores or None, resources.cpu.architecture or None,
-            resources.memory.total_mb or None, resources.memory.available_mb or None,
-            resources.storage.total_gb or None, resources.storage.available_gb or None,
-            resources.network.interfaces, resources.network.total_bandwidth_mbps,
-        ),
-        location=ctl.AgentLocation(
-            location.datacenter or None, location.zone or None, location.region or None,
-            location.tags,
-        ),
-        labels=dict(register.labels),
-        holding=tuple(ctl.AttemptRef(j.job_id, j.attempt) for j in register.current_jobs),
-    )
 
 
 def assign_message(job: ctl.JobRecord, constraints: JobConstraints | None = None) -> Assign:

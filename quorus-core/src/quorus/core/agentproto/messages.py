@@ -55,7 +55,8 @@ def _shown(uri: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Register:
     """The agent's first message after the hello: who it is and what it can do.
-    ``current_jobs`` are the attempts it is still running (after a reconnect)."""
+    ``current_jobs`` are the attempts it is still running (after a reconnect); ``tenant`` and
+    ``namespace`` are those it serves (``default``: shared by every tenant)."""
 
     agent_id: str
     hostname: str
@@ -66,9 +67,14 @@ class Register:
     labels: Mapping[str, str] = field(default_factory=dict)
     security: SecurityInfo = field(default_factory=SecurityInfo)
     current_jobs: tuple[JobAttempt, ...] = ()
+    tenant: str = "default"
+    namespace: str = "default"
 
     def __post_init__(self) -> None:
         require(bool(self.agent_id), "agent_id must not be empty")
+        for name in (self.tenant, self.namespace):
+            require(0 < len(name) <= 256 and name.isprintable(),
+                    "tenant and namespace must be 1 to 256 printable characters")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ connection, and tell the session (``connection_lost``).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
 from collections.abc import Callable, Sequence
@@ -244,12 +245,7 @@ class AgentSession:
         held = {JobAttempt(a.job_id, a.attempt) for a in self.running.values()}
         jobs = tuple(sorted(held | set(self.unacknowledged)))
         register = self.registration
-        out.send.append(
-            Register(
-                register.agent_id, register.hostname, register.version, register.capabilities,
-                register.resources, register.location, register.labels, register.security, jobs,
-            )
-        )
+        out.send.append(dataclasses.replace(register, current_jobs=jobs))
 
     def _on_registered(self, message: Message, now: float, out: StepBuilder) -> None:
         if not isinstance(message, Registered):

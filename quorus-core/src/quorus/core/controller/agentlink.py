@@ -103,6 +103,21 @@ def agent_authenticator(settings: ControllerSettings, token: Secret,
     return load_authenticator(settings.agent_auth, options)
 
 
+class ControllerTokens:
+    """Agents' ``token`` method on a controller: its own token, then the API tokens its
+    extensions know (a tenant's service account, say), whose registrations are then
+    authorized like any other action (``agents.register`` in the tenant served)."""
+
+    method = "token"
+
+    def __init__(self, server: ControllerServer) -> None:
+        self._server = server
+
+    def authenticate(self, credentials: Mapping[str, Any]) -> Principal | None:
+        token = credentials.get("token")
+        return self._server.authenticate_token(token) if isinstance(token, str) else None
+
+
 def hello_credentials(hello: Hello, method: str, verified: Mapping[str, Any]) -> dict[str, Any]:
     """What ``method`` judges: the hello's credentials when it names ``method`` (less any key
     only the TLS layer may fill), plus ``verified`` (the TLS layer's); ``verified`` alone
@@ -156,6 +171,7 @@ def register_command(register: Register, at: float) -> RegisterAgent:
         ),
         labels=dict(register.labels),
         holding=tuple(model.AttemptRef(j.job_id, j.attempt) for j in register.current_jobs),
+        tenant=register.tenant, namespace=register.namespace,
     )
 
 
@@ -291,8 +307,20 @@ class AgentLink:
         if not server.leading:
             return self._redirect()
         agent_id = action.register.agent_id
+        register = action.register
+        if self.principal is not None:
+            # An agent serves a tenant only if whoever it proved to be may register agents
+            # there (a dedicated agent of acme needs agents.register in acme).
+            refused = server.authorization(self.principal, "agents.register", register.tenant,
+                                           register.namespace)
+            if refused is not None:
+                log.warning("agent %s refused: %s may not register agents in tenant %s: %s",
+                            agent_id, self.principal.name, register.tenant, refused)
+                return self.session.reject(
+                    f"{self.principal.name} may not register agents in tenant "
+                    f"{register.tenant}: {refused}")
         try:
-            applied = await server.propose(register_command(action.register, time.time()))
+            applied = await server.propose(register_command(register, time.time()))
         except LeaderElsewhere:
             return self._redirect()
         except CommandRefused as exc:

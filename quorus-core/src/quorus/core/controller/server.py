@@ -44,6 +44,7 @@ from quorus.core.consensus import (
 )
 from quorus.core.controller.agentlink import (
     AgentLink,
+    ControllerTokens,
     agent_authenticator,
     agent_tls_context,
     serve_agent,
@@ -128,7 +129,8 @@ class ControllerServer:
         self.token, self.token_file, self.token_created = self._resolve_token()
         self.authenticator: Authenticator = self._make_authenticator()
         # Agents may be judged by another method (their TLS certificates, "mtls").
-        self.agent_authenticator = agent_authenticator(settings, self.token, self.authenticator)
+        self.agent_authenticator = agent_authenticator(settings, self.token,
+                                                       ControllerTokens(self))
         self.agent_tls = agent_tls_context(settings)
         config = ConsensusConfig(
             node_id=settings.node_id,

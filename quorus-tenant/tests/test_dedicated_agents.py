@@ -1,0 +1,113 @@
+"""Agents dedicated to a tenant, end to end on a real in-process controller with tenancy and
+access control: an agent started with ``tenant`` registers for it only if its principal may
+register agents there (``agents.register``: transfer-admin); the dedicated tenant's jobs run
+on it, another tenant's never do."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from quorus.core.agent import AgentConfig, AgentRuntime
+from quorus.core.agentproto import Backoff
+from quorus.core.controller import JobState
+from quorus.core.controller.server import ControllerServer
+from quorus.core.hooks import new_plugin_manager
+from quorus.core.secrets import Secret
+from quorus.core.testing.controller import TOKEN, controller_address, running_controller
+from quorus.tenant import plugin
+from quorus.tenant.access.extension import AccessExtension
+from quorus.tenant.routes import TenantExtension
+
+pytestmark = pytest.mark.anyio
+
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def tenants(storage: Path) -> str:
+    def doc(name: str, strategy: str) -> str:
+        return (f"apiVersion: quorus.dev/v1\nkind: TenantConfiguration\nmetadata: {{name: {name}}}\n"
+                f"spec:\n  hierarchy: {{parent: null}}\n  resources:\n"
+                f"    allocation: {{strategy: {strategy}}}\n  security:\n    networking:\n"
+                f"      allowedDestinations: [\"{storage}/{name}\"]\n")
+    return "---\n".join([doc("hr", "dedicated"), doc("sales", "shared")])
+
+
+async def eventually(condition: object, within: float = 20.0) -> None:
+    assert callable(condition)
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - bounded by fail_after
+            await anyio.sleep(0.02)
+
+
+async def issue(admin: httpx.AsyncClient, name: str, tenant: str, role: str) -> str:
+    assert (await admin.post("/v1/principals", json={"name": name, "tenant": tenant})
+            ).status_code == 201
+    assert (await admin.post(f"/v1/principals/{name}/roles",
+                             json={"role": role, "tenant": tenant})).status_code == 200
+    issued = await admin.post(f"/v1/principals/{name}/tokens", json={})
+    assert issued.status_code == 201
+    return str(issued.json()["token"])
+
+
+@asynccontextmanager
+async def agent(server: ControllerServer, work: Path, agent_id: str, token: str,
+                tenant: str) -> AsyncIterator[AgentRuntime]:
+    runtime = AgentRuntime(AgentConfig(
+        controllers=(controller_address(server),), agent_id=agent_id, token=Secret(token),
+        work_dir=work / agent_id, backoff=Backoff(initial=0.05, maximum=0.2), tenant=tenant))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runtime.run)
+        yield runtime
+        runtime.stop("test over")
+
+
+async def test_a_dedicated_agent_registers_with_the_right_and_serves_only_its_tenant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = new_plugin_manager(load_entry_points=False)
+    manager.register(plugin)
+    monkeypatch.setattr("quorus.core.hooks.plugin_manager", lambda: manager)
+    storage = tmp_path / "tenants"
+    for name in ("hr", "sales"):
+        (storage / name / "in").mkdir(parents=True)
+        (storage / name / "in" / "data.csv").write_bytes(name.encode() * 1000)
+    extensions = [TenantExtension(), AccessExtension()]
+    with anyio.fail_after(60):
+        async with running_controller(tmp_path / "c", extensions=extensions) as server:
+            base = f"http://{server.settings.listen_http}"
+            async with httpx.AsyncClient(base_url=base, headers=ADMIN, timeout=30) as admin:
+                assert (await admin.put("/v1/tenants", json={"yaml": tenants(storage)})
+                        ).status_code == 200
+                hr_admin = await issue(admin, "hr-admin", "hr", "transfer-admin")
+                hr_user = await issue(admin, "hr-user", "hr", "transfer-user")
+            caplog.set_level(logging.WARNING, "quorus.core.controller.agentlink")
+            async with agent(server, tmp_path, "hr-1", hr_admin, "hr"), \
+                    agent(server, tmp_path, "rogue-1", hr_user, "hr"), \
+                    agent(server, tmp_path, "stray-1", hr_admin, "sales"):
+                await eventually(lambda: "hr-1" in server.state.agents)
+                await eventually(lambda: sum(
+                    "may not register agents" in r.getMessage() for r in caplog.records) >= 2)
+                assert server.state.agents["hr-1"].tenant == "hr"
+                assert "rogue-1" not in server.state.agents  # transfer-user may not
+                assert "stray-1" not in server.state.agents  # no right in sales
+                hr_job = await server.service.submit_job(
+                    str(storage / "hr" / "in" / "data.csv"), str(storage / "hr" / "out.csv"),
+                    tenant="hr")
+                sales_job = await server.service.submit_job(
+                    str(storage / "sales" / "in" / "data.csv"),
+                    str(storage / "sales" / "out.csv"), tenant="sales")
+                await eventually(lambda: server.state.jobs[hr_job.id].state.terminal)
+                done = server.state.jobs[hr_job.id]
+                assert done.state is JobState.COMPLETED
+                assert [a.agent_id for a in done.attempts] == ["hr-1"]
+                waiting = server.state.jobs[sales_job.id]
+                # The only agent is hr's: sales (shared allocation) may not use it.
+                assert waiting.state is JobState.QUEUED
+                reason = server.service.job_view(waiting).get("waiting_reason", "")
+                assert "dedicated to tenant hr" in str(reason)
