@@ -310,6 +310,8 @@ async def test_expired_revoked_and_deleted_principals_tokens_are_refused(fleet: 
     fleet.clock.now += 61
     expired = await fleet.as_["alice"].get("/v1/jobs", headers=with_short)
     assert expired.status_code == 401
+    assert "of 'alice' expired: ask an administrator for a new one" in \
+        expired.json()["message"]
     shown = (await admin.get("/v1/principals/alice")).json()["tokens"]
     assert {t["token_id"]: t["expired"] for t in shown} == {
         fleet.token_ids["alice"]: False, record.token_id: True}
@@ -317,7 +319,8 @@ async def test_expired_revoked_and_deleted_principals_tokens_are_refused(fleet: 
     assert (await fleet.as_["bob"].get("/v1/jobs")).status_code == 200
     revoked = await admin.delete(f"/v1/principals/bob/tokens/{fleet.token_ids['bob']}")
     assert revoked.status_code == 200 and revoked.json()["revoked"] is True
-    assert (await fleet.as_["bob"].get("/v1/jobs")).status_code == 401
+    refused = await fleet.as_["bob"].get("/v1/jobs")
+    assert refused.status_code == 401 and "of 'bob' was revoked" in refused.json()["message"]
     assert (await admin.delete("/v1/principals/bob/tokens/0000000000000000")).status_code == 404
     # alice may not revoke carol's token: carol's principal does not exist for her.
     stray = await fleet.as_["alice"].delete(
@@ -327,7 +330,9 @@ async def test_expired_revoked_and_deleted_principals_tokens_are_refused(fleet: 
 
     assert (await fleet.as_["carol"].get("/v1/jobs")).status_code == 200
     assert (await admin.delete("/v1/principals/carol")).json() == {"deleted": "carol"}
-    assert (await fleet.as_["carol"].get("/v1/jobs")).status_code == 401
+    gone = await fleet.as_["carol"].get("/v1/jobs")
+    assert gone.status_code == 401
+    assert gone.json()["message"].endswith("or its principal was deleted")
     assert "carol" not in access.principals
     assert all(b.principal != "carol" for b in access.bindings)
     unbound = await admin.request("DELETE", "/v1/principals/alice/roles",

@@ -50,7 +50,11 @@ class Authenticator(Protocol):
     method: str
 
     def authenticate(self, credentials: Mapping[str, Any]) -> Principal | None:
-        """The principal ``credentials`` prove, or ``None`` when they prove nothing."""
+        """The principal ``credentials`` prove, or ``None`` when they prove nothing.
+
+        A method may also offer ``why_refused(credentials) -> str | None``: why credentials
+        it recognises prove nothing (expired, revoked), in words safe to show whoever
+        presented them; the REST API puts it in its 401 answer."""
 
 
 class TokenAuth:

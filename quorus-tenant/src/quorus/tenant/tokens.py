@@ -180,7 +180,8 @@ def verify(token_text: str, records: Mapping[str, TokenRecord], now: float) -> V
     token_id, secret = parsed
     record = records.get(token_id)
     if record is None:
-        return Refused(f"unknown token {TOKEN_PREFIX}{token_id}_…: it was never issued here")
+        return Refused(f"unknown token {TOKEN_PREFIX}{token_id}_…: it was never issued here, "
+                       "or its principal was deleted")
     if not hmac.compare_digest(_digest(secret), record.secret_sha256):
         return Refused(
             f"token {TOKEN_PREFIX}{token_id}_… does not match: check it was copied whole"

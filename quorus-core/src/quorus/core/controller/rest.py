@@ -331,7 +331,8 @@ def create_app(server: "ControllerServer") -> ASGIApp:
             raise Unauthorized("send Authorization: Bearer TOKEN (the controller's token)")
         found = server.authenticate_token(credentials.credentials)
         if found is None:
-            raise Unauthorized("the bearer token is not valid")
+            reason = server.token_refusal(credentials.credentials)
+            raise Unauthorized("the bearer token is not valid" + (f": {reason}" if reason else ""))
         request.state.principal = found
         return found
 

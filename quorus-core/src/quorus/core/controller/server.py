@@ -228,6 +228,16 @@ class ControllerServer:
             found = authenticator.authenticate({"token": token})
         return found
 
+    def token_refusal(self, token: str) -> str | None:
+        """Why ``token`` proves nothing, when an extension's authenticator recognises it
+        (an expired or revoked API token), in words safe to show its holder."""
+        for authenticator in self._authenticators:
+            why = getattr(authenticator, "why_refused", None)
+            reason = why({"token": token}) if callable(why) else None
+            if isinstance(reason, str) and reason:
+                return reason
+        return None
+
     def authorization(self, principal: Principal, action: str, tenant: str | None,
                       namespace: str | None) -> str | None:
         """Why ``principal`` may not do ``action`` (the first extension to object), or

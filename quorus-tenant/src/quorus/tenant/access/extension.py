@@ -19,7 +19,7 @@ from quorus.core.auth import Principal, TokenAuth
 from quorus.core.controller.service import ControllerService
 from quorus.tenant.access.state import AccessStateModule
 from quorus.tenant.state import TenantStateModule
-from quorus.tenant.tokens import Verified, decide, verify
+from quorus.tenant.tokens import TOKEN_PREFIX, Refused, Verified, decide, verify
 
 #: The method of the principals the API tokens of this package prove.
 API_TOKEN_METHOD = "api-token"
@@ -58,6 +58,22 @@ class ApiTokenAuthenticator:
         if not isinstance(outcome, Verified) or module.principal(outcome.principal) is None:
             return None
         return Principal(outcome.principal, self.method)
+
+    def why_refused(self, credentials: Mapping[str, str]) -> str | None:
+        """Why an API token (``qrs_...``) proves nothing: malformed, unknown, not matching,
+        revoked, expired, or its principal deleted. ``None`` for other tokens (the
+        controller's own, say), which are not this method's to explain."""
+        presented = credentials.get("token")
+        module = access_module(self._service)
+        if not isinstance(presented, str) or module is None or \
+                not presented.startswith(TOKEN_PREFIX):
+            return None
+        outcome = verify(presented, module.tokens, self._clock())
+        if isinstance(outcome, Refused):
+            return outcome.reason
+        if module.principal(outcome.principal) is None:
+            return f"principal {outcome.principal!r} was deleted"
+        return None
 
 
 class AccessExtension:
