@@ -29,7 +29,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[ControllerServer, httpx.AsyncClient]]:
-    async with running_controller(tmp_path / "c", max_request_bytes=4096) as server:
+    # Core's API alone: an installed extension's own writes (an audit trail's decision
+    # batches) would change the state these tests expect untouched.
+    async with running_controller(tmp_path / "c", extensions=[],
+                                  max_request_bytes=4096) as server:
         base = f"http://{server.settings.listen_http}"
         async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=10) as client:
             yield server, client
