@@ -76,7 +76,9 @@ async def rest_round(with_tenants: bool, jobs: int, concurrency: int) -> float:
     manager.register(Modules(with_tenants))
     quorus.core.hooks.plugin_manager = lambda: manager
     extensions = [TenantExtension()] if with_tenants else []
-    body: dict[str, Any] = {"source": "/data/in", "destination": "/data/out"}
+    # Inside team's default storage root (/data/tenants/team), which admission checks too.
+    body: dict[str, Any] = {"source": "/data/tenants/team/in",
+                            "destination": "/data/tenants/team/out"}
     if with_tenants:
         body.update(tenant="team", expected_size=1000, bandwidth_mbps=100)
     with tempfile.TemporaryDirectory() as directory:
@@ -114,7 +116,8 @@ def state_round(with_tenants: bool, jobs: int) -> float:
         state.apply(next(index), ApplyTenants(0.0, TENANTS).encode())
     options = JobOptions(expected_size=1000, bandwidth_mbps=100)
     tenant = "team" if with_tenants else "default"
-    commands = [SubmitJob.new("/data/in", f"/data/out/{n}", job_id=f"j{n}", at=1e9 + n,
+    commands = [SubmitJob.new("/data/tenants/team/in", f"/data/tenants/team/out/{n}",
+                              job_id=f"j{n}", at=1e9 + n,
                               options=options, tenant=tenant).encode() for n in range(jobs)]
     started = time.perf_counter()
     for command in commands:

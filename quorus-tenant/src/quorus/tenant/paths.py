@@ -10,6 +10,8 @@ a symbolic link. This module adds what is the tenant's own: the default root.
 
 from __future__ import annotations
 
+import functools
+
 from quorus.core.confine import (
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,
@@ -31,6 +33,7 @@ from quorus.core.confine import (
 DEFAULT_ROOT_TEMPLATE = "/data/tenants/{tenant}"
 
 
+@functools.lru_cache(maxsize=4096)
 def default_roots(tenant: str, template: str = DEFAULT_ROOT_TEMPLATE) -> tuple[str, ...]:
     """The roots of a tenant that names none: ``/data/tenants/<tenant>`` by default."""
     return (normalise_path(template.format(tenant=tenant)),)
