@@ -41,6 +41,8 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 #: Extra protocol options (``--option KEY=VALUE``).
 OPTIONS: dict[str, object] = {}
+#: Parallel ranged streams of the engine's downloads (``--streams``; None: the protocol's).
+STREAMS: list[int | None] = [None]
 
 
 def cpu() -> float:
@@ -78,7 +80,7 @@ async def plugin_write(server: VsftpdServer, work: Path, size: int) -> None:
 async def engine_download(server: VsftpdServer, work: Path, size: int) -> None:
     async with TransferEngine(protocol_options={server.scheme: server.options(**OPTIONS)}) as engine:
         result = await engine.transfer(TransferRequest.create(
-            server.url("/files/source.bin"), str(work / "out.bin")))
+            server.url("/files/source.bin"), str(work / "out.bin"), streams=STREAMS[0]))
     assert result.bytes_transferred == size, result
 
 
@@ -106,6 +108,8 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio", choices=("asyncio", "trio"))
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a protocol option (e.g. chunk_size=262144); repeatable")
+    parser.add_argument("--streams", type=int, default=None,
+                        help="parallel ranged streams of engine downloads")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
     for item in args.option:
@@ -113,6 +117,7 @@ def main() -> None:
         if not sep:
             parser.error(f"--option {item!r}: expected KEY=VALUE")
         OPTIONS[key.strip()] = value.strip()
+    STREAMS[0] = args.streams
     names = [name.strip() for name in args.cases.split(",") if name.strip()]
     unknown = [name for name in names if name not in CASES]
     if unknown:
@@ -166,7 +171,8 @@ def record(server: VsftpdServer, args: argparse.Namespace) -> None:
                         "--output", str(output), "--", sys.executable, __file__,
                         "--size-mib", str(args.size_mib), "--runs", "1", "--cases", name,
                         *(["--tls"] if args.tls else []),
-                        *(f"--option={item}" for item in args.option)], check=True)
+                        *(f"--option={item}" for item in args.option),
+                        *(["--streams", str(args.streams)] if args.streams else [])], check=True)
         print(f"py-spy profile of {name}: {output}")
 
 

@@ -20,14 +20,17 @@ the thread closes the socket when it returns, so a descriptor is never closed un
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import ssl
 import struct
+import termios
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 T = TypeVar("T")
@@ -68,11 +71,29 @@ class DataSocket:
         return self._closed
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        """Protect the connection (the server's certificate is verified by ``context``)."""
-        await self._call(self._wrap, context, server_hostname)
+        """Protect the connection (the server's certificate is verified by ``context``).
+
+        The TLS socket takes over the descriptor before the handshake, so a cancelled
+        handshake is woken and closed like any other blocked call."""
+        self._sock.settimeout(self._timeout)
+        self._sock = context.wrap_socket(
+            self._sock, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
+        self._tls = True
+        await self._call(self._handshake)
 
     async def receive(self, size: int) -> bytes:
         """The next ``size`` bytes; fewer only where the data ends (``b""`` at its end)."""
+        if not self._tls and self._queued() >= size:
+            # The whole block is already here: take it without a thread hop.
+            data = self._now(self._sock.recv, size, socket.MSG_DONTWAIT)
+            if len(data) == size:
+                await anyio.lowlevel.checkpoint()
+                return data
+            if not data:
+                return data
+            rest = await self._call(self._receive_plain, size - len(data))
+            return data + rest
         return await self._call(self._receive_tls if self._tls else self._receive_plain, size)
 
     async def receive_all(self) -> bytes:
@@ -80,6 +101,19 @@ class DataSocket:
         return await self._call(self._receive_all)
 
     async def send(self, data: bytes) -> None:
+        if not self._tls:
+            # What fits into the socket's buffer goes at once, without a thread hop; only
+            # a rest (the buffer full: the server is slower) waits in a worker thread.
+            try:
+                sent = self._now(self._sock.send, data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                await anyio.lowlevel.checkpoint()
+                return
+            if sent:
+                await self._call(self._sock.sendall, memoryview(data)[sent:])
+                return
         await self._call(self._sock.sendall, data)
 
     async def finish_sending(self) -> None:
@@ -98,6 +132,21 @@ class DataSocket:
         _shutdown(self._sock)
         if not busy:
             self._sock.close()
+
+    def _queued(self) -> int:
+        """Bytes waiting in the socket's receive queue (0 if that cannot be told)."""
+        try:
+            (count,) = struct.unpack("i", fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))
+        except (OSError, ValueError):
+            return 0
+        return int(count)
+
+    def _now(self, func: Callable[..., T], *args: object) -> T:
+        """``func`` on the event loop's thread: a non-blocking call, while no thread has one."""
+        with self._lock:
+            if self._closed or self._busy:
+                raise ConnectionAbortedError("the data connection was closed")
+        return func(*args)
 
     # --- in the worker thread --------------------------------------------------------------
 
@@ -127,10 +176,9 @@ class DataSocket:
             if closed:
                 self._sock.close()
 
-    def _wrap(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        self._sock.settimeout(self._timeout)
-        wrapped = context.wrap_socket(self._sock, server_hostname=server_hostname)
-        self._sock, self._tls = wrapped, True
+    def _handshake(self) -> None:
+        assert isinstance(self._sock, ssl.SSLSocket)
+        self._sock.do_handshake()
 
     def _receive_plain(self, size: int) -> bytes:
         data = self._sock.recv(size, socket.MSG_WAITALL)
