@@ -80,7 +80,10 @@ async def test_an_agent_runs_a_job_to_completion_with_the_right_sha256(tmp_path:
 
 
 async def test_heartbeats_are_soft_state_not_consensus_writes(tmp_path: Path) -> None:
-    async with running_controller(tmp_path / "c") as server, anyio.create_task_group() as tg:
+    # Core alone: an installed audit extension records the registration's authorization in
+    # a batch up to 0.5 s later, a write that is not the heartbeats'.
+    async with running_controller(tmp_path / "c", extensions=[]) as server, \
+            anyio.create_task_group() as tg:
         agent = ScriptedAgent("agent-1", [controller_address(server)])
         tg.start_soon(agent.run)
         with anyio.fail_after(10):

@@ -72,9 +72,6 @@ class Register:
 
     def __post_init__(self) -> None:
         require(bool(self.agent_id), "agent_id must not be empty")
-        for name in (self.tenant, self.namespace):
-            require(0 < len(name) <= 256 and name.isprintable(),
-                    "tenant and namespace must be 1 to 256 printable characters")
 
 
 @dataclass(frozen=True, slots=True)

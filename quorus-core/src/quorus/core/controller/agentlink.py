@@ -308,6 +308,11 @@ class AgentLink:
             return self._redirect()
         agent_id = action.register.agent_id
         register = action.register
+        for what, name in (("tenant", register.tenant), ("namespace", register.namespace)):
+            if not 0 < len(name) <= 256 or not name.isprintable():
+                return self.session.reject(
+                    f"the registration's {what} {name[:40]!r} is not 1 to 256 printable "
+                    "characters")
         if self.principal is not None:
             # An agent serves a tenant only if whoever it proved to be may register agents
             # there (a dedicated agent of acme needs agents.register in acme).
