@@ -197,6 +197,12 @@ async def _handshake(stream: ByteStream, context: ssl.SSLContext, *, server_side
         with anyio.CancelScope(shield=True):
             await anyio.aclose_forcefully(stream)
         raise TlsHandshakeError(f"TLS handshake failed: {explain(exc, peer=peer)}") from None
+    except BaseException:
+        # Cancelled mid-handshake (the node or the link is stopping): the socket is ours to
+        # close, or it is left to the garbage collector.
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(stream)
+        raise
 
 
 async def accept(stream: ByteStream, context: ssl.SSLContext, *,
