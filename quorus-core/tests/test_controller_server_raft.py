@@ -111,11 +111,15 @@ async def test_a_follower_forwards_reads_so_the_leaders_view_of_agents_is_shown(
         # Connected is the leader's soft state: the follower's own replica does not have it.
         local = await client.get(url, params={"consistent": "false"})
         assert local.status_code == 200 and local.json()["connected"] is False
-        forwarded = await client.get(url)
+        # A busy machine may move leadership at any moment: the follower answers 503 until
+        # it knows the new leader (bounded).
+        for _ in range(50):
+            forwarded = await client.get(url)
+            if forwarded.status_code != 503:
+                break
+            await anyio.sleep(0.1)
         assert forwarded.status_code == 200, forwarded.text
         assert forwarded.json()["connected"] is True
-        # A busy machine may move leadership meanwhile: the follower then answers 503 until
-        # it knows the new leader (bounded).
         for _ in range(50):
             listing = await client.get(f"http://{follower.settings.listen_http}/v1/agents")
             if listing.status_code != 503:
