@@ -111,20 +111,21 @@ async def test_a_follower_forwards_reads_so_the_leaders_view_of_agents_is_shown(
         # Connected is the leader's soft state: the follower's own replica does not have it.
         local = await client.get(url, params={"consistent": "false"})
         assert local.status_code == 200 and local.json()["connected"] is False
-        # A busy machine may move leadership at any moment: the follower answers 503 until
-        # it knows the new leader (bounded).
-        for _ in range(50):
+        # A busy machine may move leadership at any moment: the follower answers 503 until it
+        # knows the new leader, and the new leader shows the agent connected once the agent
+        # has followed it (both bounded).
+        forwarded = listing = None
+        for _ in range(100):
             forwarded = await client.get(url)
-            if forwarded.status_code != 503:
+            listing = await client.get(f"http://{follower.settings.listen_http}/v1/agents")
+            if forwarded.status_code == listing.status_code == 200 and \
+                    forwarded.json()["connected"] and \
+                    [a["connected"] for a in listing.json()["agents"]] == [True]:
                 break
             await anyio.sleep(0.1)
+        assert forwarded is not None and listing is not None
         assert forwarded.status_code == 200, forwarded.text
         assert forwarded.json()["connected"] is True
-        for _ in range(50):
-            listing = await client.get(f"http://{follower.settings.listen_http}/v1/agents")
-            if listing.status_code != 503:
-                break
-            await anyio.sleep(0.1)
         assert listing.status_code == 200, listing.text
         assert [a["connected"] for a in listing.json()["agents"]] == [True]
         agent.kill()
