@@ -197,10 +197,29 @@ async def test_jobs_agents_cluster_and_metrics_are_fenced_by_tenant(fleet: Fleet
             assert answer.status_code == 403, (path, answer.text)
             assert "needs a global transfer-admin binding (tenant '*')" in \
                 answer.json()["message"]
-        metrics = await who.get("/metrics")
-        assert metrics.status_code == 403 and "metrics.read" in metrics.json()["message"]
+    # Metrics: a tenant's principals scrape their tenants' series, and nothing else.
+    scraped = {name: (await who.get("/metrics")) for name, who in
+               (("alice", alice), ("bob", bob), ("carol", carol), ("root", root))}
+    assert all(answer.status_code == 200 for answer in scraped.values())
+
+    def tenants_in(name: str) -> set[str]:
+        return {line.split('tenant="', 1)[1].split('"', 1)[0]
+                for line in scraped[name].text.splitlines()
+                if line.startswith("quorus_tenant_jobs{")}
+
+    assert tenants_in("alice") == {"acme-finance"}
+    assert tenants_in("bob") == {"acme-finance", "acme-hr"}
+    assert tenants_in("carol") == {"globex"}
+    assert tenants_in("root") == {"acme-finance", "acme-hr", "globex"}
+    assert "quorus_controller_applied_index" not in scraped["carol"].text
+    assert "quorus_controller_applied_index" in scraped["root"].text
+    created = await fleet.admin.post("/v1/principals", json={"name": "dave", "tenant": "acme"})
+    assert created.status_code == 201
+    issued = await fleet.admin.post("/v1/principals/dave/tokens", json={})
+    nobody = await fleet.admin.get("/metrics", headers={
+        "Authorization": f"Bearer {issued.json()['token']}"})
+    assert nobody.status_code == 403 and "metrics.read" in nobody.json()["message"]
     assert (await root.get("/v1/cluster")).status_code == 200
-    assert (await root.get("/metrics")).status_code == 200
     assert [j["id"] for j in (await root.get("/v1/jobs")).json()["jobs"]] == [
         "hr-1", "gx-1", "fin-1"]
 

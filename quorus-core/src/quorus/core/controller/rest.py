@@ -276,6 +276,38 @@ class BodyLimit:
 # -- metrics -------------------------------------------------------------------------------------
 
 
+def _tenant_jobs(server: "ControllerServer",
+                 readable: Callable[[str, str], bool] | None) -> GaugeMetricFamily:
+    """``quorus_tenant_jobs{tenant, namespace, state}``, only for the tenants and namespaces
+    ``readable`` allows (all without it)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for job in server.state.jobs.values():
+        key = (job.tenant, job.namespace, str(job.state))
+        counts[key] = counts.get(key, 0) + 1
+    family = GaugeMetricFamily("quorus_tenant_jobs", "Jobs by tenant, namespace and state",
+                               labels=["tenant", "namespace", "state"])
+    allowed: dict[tuple[str, str], bool] = {}
+    for (tenant, namespace, job_state), count in sorted(counts.items()):
+        place = (tenant, namespace)
+        if place not in allowed:
+            allowed[place] = readable is None or readable(tenant, namespace)
+        if allowed[place]:
+            family.add_metric([tenant, namespace, job_state], count)
+    return family
+
+
+class _TenantCollector:
+    """What a principal without cluster-wide ``metrics.read`` may scrape: the tenant-labelled
+    series of the tenants (and namespaces) it may read, nothing else."""
+
+    def __init__(self, server: "ControllerServer", readable: Callable[[str, str], bool]):
+        self.server = server
+        self.readable = readable
+
+    def collect(self) -> Any:
+        yield _tenant_jobs(self.server, self.readable)
+
+
 class _StateCollector:
     """Prometheus gauges read from the controller at scrape time."""
 
@@ -285,6 +317,7 @@ class _StateCollector:
     def collect(self) -> Any:
         server = self.server
         state = server.state
+        yield _tenant_jobs(server, None)
         jobs = GaugeMetricFamily("quorus_jobs", "Jobs by state", labels=["state"])
         for job_state in JobState:
             jobs.add_metric([str(job_state)], state.count(job_state))
@@ -360,9 +393,20 @@ def create_app(server: "ControllerServer") -> ASGIApp:
 
     @app.get("/metrics", tags=["health"])
     async def metrics(caller: Caller) -> Response:
-        """Prometheus metrics of this controller."""
-        service.authorize(caller, "metrics.read")
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics of this controller. A principal with ``metrics.read`` only in
+        some tenants gets those tenants' series (``quorus_tenant_jobs``) and nothing else."""
+        if service.may(caller, "metrics.read"):
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+        def readable(tenant: str, namespace: str) -> bool:
+            return service.may(caller, "metrics.read", tenant, namespace)
+
+        places = {(job.tenant, job.namespace) for job in server.state.jobs.values()}
+        if not any(readable(*place) for place in sorted(places)):
+            service.authorize(caller, "metrics.read")  # raises, with the reason
+        own = CollectorRegistry()
+        own.register(_TenantCollector(server, readable))
+        return Response(generate_latest(own), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/jobs", status_code=201, tags=["jobs"])
     async def submit_job(body: JobSubmission, caller: Caller) -> dict[str, Any]:
