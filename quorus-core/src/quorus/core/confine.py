@@ -21,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import functools
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import cast
 from urllib.parse import unquote, urlsplit
 
 from quorus.core.errors import (
@@ -320,6 +322,14 @@ def normalise_location(uri_or_path: str, *, case_insensitive: bool = False) -> s
     return f"{scheme}://{netloc}" + ("" if path == "/" else path)
 
 
+@functools.lru_cache(maxsize=4096)
+def _pattern_matcher(pattern: str, case_insensitive: bool) -> Callable[[str], bool]:
+    """``pattern`` normalised and compiled once (admission checks every job against the same
+    few roots)."""
+    translated = fnmatch.translate(_fold(_normalise_pattern(pattern), case_insensitive))
+    return cast(Callable[[str], bool], re.compile(translated).match)
+
+
 def _normalise_pattern(pattern: str) -> str:
     text = unicodedata.normalize("NFC", pattern)
     match = _SCHEME.match(text)
@@ -339,10 +349,8 @@ def location_inside(
     location = _fold(
         normalise_location(uri_or_path, case_insensitive=case_insensitive), case_insensitive
     )
-    return any(
-        fnmatch.fnmatchcase(location, _fold(_normalise_pattern(pattern), case_insensitive))
-        for pattern in allowed_destinations
-    )
+    return any(_pattern_matcher(pattern, case_insensitive)(location) is not None
+               for pattern in allowed_destinations)
 
 
 _WILDCARD = re.compile(r"[*?\[]")
@@ -370,6 +378,11 @@ def pattern_anchor(pattern: str) -> str | None:
 def tree_patterns(roots: Sequence[str]) -> tuple[str, ...]:
     """``roots`` as :func:`location_inside` patterns: a root without a wildcard covers itself
     and everything below it (``/data/acme`` admits ``/data/acme/x/y``)."""
+    return _tree_patterns(roots if isinstance(roots, tuple) else tuple(roots))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tree_patterns(roots: tuple[str, ...]) -> tuple[str, ...]:
     found: list[str] = []
     for root in roots:
         if _WILDCARD.search(root):
