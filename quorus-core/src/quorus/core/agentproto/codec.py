@@ -32,42 +32,61 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
+class _Bad(Exception):
+    """A value that does not fit, found below the point being decoded: ``where`` is the path
+    from that point (``.field``, ``[3]``), ``what`` the problem. Decoding builds no path
+    string unless something is wrong: each level adds its part as the error passes up."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(what)
+        self.where = where
+        self.what = what
+
+
+def _expected(expected: str, value: object) -> _Bad:
+    return _Bad("", f"expected {expected}, got {_describe(value)}")
+
+
 def _fail(path: str, expected: str, value: object) -> MessageDecodeError:
     return MessageDecodeError(f"{path}: expected {expected}, got {_describe(value)}")
 
 
-def _decode_str(value: object, path: str) -> str:
+# The fast decoders take the value alone and raise _Bad; decoder_for wraps them.
+_Fast = Callable[[object], Any]
+
+
+def _decode_str(value: object) -> str:
     if not isinstance(value, str):
-        raise _fail(path, "a string", value)
+        raise _expected("a string", value)
     return value
 
 
-def _decode_int(value: object, path: str) -> int:
+def _decode_int(value: object) -> int:
     if type(value) is not int:
-        raise _fail(path, "an integer", value)
+        raise _expected("an integer", value)
     return value
 
 
-def _decode_float(value: object, path: str) -> float:
+def _decode_float(value: object) -> float:
     if type(value) is float:
         return value
     if type(value) is int:
         return float(value)
-    raise _fail(path, "a number", value)
+    raise _expected("a number", value)
 
 
-def _decode_bool(value: object, path: str) -> bool:
+def _decode_bool(value: object) -> bool:
     if type(value) is not bool:
-        raise _fail(path, "a boolean", value)
+        raise _expected("a boolean", value)
     return value
 
 
-def _decode_none(value: object, path: str) -> None:
+def _decode_none(value: object) -> None:
     if value is not None:
-        raise _fail(path, "nil", value)
+        raise _expected("nil", value)
 
 
-_PRIMITIVES: dict[object, Decoder] = {
+_PRIMITIVES: dict[object, _Fast] = {
     str: _decode_str,
     int: _decode_int,
     float: _decode_float,
@@ -80,9 +99,27 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _at(path: str, bad: _Bad) -> MessageDecodeError:
+    return MessageDecodeError(f"{path}{bad.where}: {bad.what}")
+
+
 @cache
 def decoder_for(tp: Any) -> Decoder:
-    """The function checking and converting a received value to type ``tp``."""
+    """The function checking and converting a received value to type ``tp``; errors name
+    the value as its second argument, ``path``."""
+    fast = _fast_for(tp)
+
+    def decode(value: object, path: str) -> Any:
+        try:
+            return fast(value)
+        except _Bad as bad:
+            raise _at(path, bad) from None
+
+    return decode
+
+
+@cache
+def _fast_for(tp: Any) -> _Fast:
     if tp in _PRIMITIVES:
         return _PRIMITIVES[tp]
     origin = typing.get_origin(tp)
@@ -94,50 +131,75 @@ def decoder_for(tp: Any) -> Decoder:
     if origin in (types.UnionType, typing.Union):
         return _optional_decoder(args)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return _tuple_decoder(decoder_for(args[0]))
+        return _tuple_decoder(_fast_for(args[0]))
     if origin in (Mapping, dict) and args:
-        return _mapping_decoder(decoder_for(args[0]), decoder_for(args[1]))
+        return _mapping_decoder(_fast_for(args[0]), _fast_for(args[1]))
     raise TypeError(f"the agent protocol codec does not support the type {tp!r}")
 
 
-def _enum_decoder(cls: type[enum.Enum]) -> Decoder:
+def _enum_decoder(cls: type[enum.Enum]) -> _Fast:
     allowed = ", ".join(repr(member.value) for member in cls)
+    members = {member.value: member for member in cls}
 
-    def decode(value: object, path: str) -> enum.Enum:
+    def decode(value: object) -> enum.Enum:
         try:
-            return cls(value)
-        except (ValueError, TypeError):
-            raise _fail(path, f"one of {allowed}", value) from None
+            found = members.get(value)
+        except TypeError:  # unhashable
+            found = None
+        if found is None:
+            raise _expected(f"one of {allowed}", value)
+        return found
 
     return decode
 
 
-def _optional_decoder(args: tuple[Any, ...]) -> Decoder:
+def _optional_decoder(args: tuple[Any, ...]) -> _Fast:
     present = [arg for arg in args if arg is not type(None)]
     if len(present) != 1 or len(args) != 2:
         raise TypeError(f"only 'X | None' unions are supported, not {args!r}")
-    inner = decoder_for(present[0])
+    inner = _fast_for(present[0])
 
-    def decode(value: object, path: str) -> Any:
-        return None if value is None else inner(value, path)
+    def decode(value: object) -> Any:
+        return None if value is None else inner(value)
 
     return decode
 
 
-def _tuple_decoder(item: Decoder) -> Decoder:
-    def decode(value: object, path: str) -> tuple[Any, ...]:
+def _tuple_decoder(item: _Fast) -> _Fast:
+    def decode(value: object) -> tuple[Any, ...]:
         if not isinstance(value, list | tuple):
-            raise _fail(path, "a list", value)
-        return tuple(item(element, f"{path}[{i}]") for i, element in enumerate(value))
+            raise _expected("a list", value)
+        if not value:
+            return ()
+        try:
+            return tuple([item(element) for element in value])
+        except _Bad:
+            pass
+        for i, element in enumerate(value):  # which one: only when one is wrong
+            try:
+                item(element)
+            except _Bad as bad:
+                raise _Bad(f"[{i}]{bad.where}", bad.what) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return decode
 
 
-def _mapping_decoder(key: Decoder, item: Decoder) -> Decoder:
-    def decode(value: object, path: str) -> dict[Any, Any]:
+def _mapping_decoder(key: _Fast, item: _Fast) -> _Fast:
+    def decode(value: object) -> dict[Any, Any]:
         if not isinstance(value, dict):
-            raise _fail(path, "a map", value)
-        return {key(k, f"{path} key"): item(v, f"{path}[{_describe(k)}]") for k, v in value.items()}
+            raise _expected("a map", value)
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            try:
+                decoded_key = key(k)
+            except _Bad as bad:
+                raise _Bad(f" key{bad.where}", bad.what) from None
+            try:
+                out[decoded_key] = item(v)
+            except _Bad as bad:
+                raise _Bad(f"[{_describe(k)}]{bad.where}", bad.what) from None
+        return out
 
     return decode
 
@@ -155,25 +217,52 @@ def field_types(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
     return found
 
 
-_LAYOUTS: dict[type[Any], tuple[tuple[tuple[str, Decoder], ...], frozenset[str]]] = {}
+_LAYOUTS: dict[type[Any], tuple[tuple[tuple[str, _Fast], ...], frozenset[str]]] = {}
 
 
-def _layout(cls: type[Any]) -> tuple[tuple[tuple[str, Decoder], ...], frozenset[str]]:
+def _layout(cls: type[Any]) -> tuple[tuple[tuple[str, _Fast], ...], frozenset[str]]:
     found = _LAYOUTS.get(cls)
     if found is None:
-        layout = tuple((name, decoder_for(tp)) for name, tp in field_types(cls))
+        layout = tuple((name, _fast_for(tp)) for name, tp in field_types(cls))
         found = (layout, frozenset(name for name, _ in layout))
         _LAYOUTS[cls] = found
     return found
 
 
-def _dataclass_decoder(cls: type[Any]) -> Decoder:
-    def decode(value: object, path: str) -> Any:
+def _dataclass_decoder(cls: type[Any]) -> _Fast:
+    def decode(value: object) -> Any:
         if not isinstance(value, dict):
-            raise _fail(path, "a map", value)
-        return build(cls, value, path)
+            raise _expected("a map", value)
+        return _build(cls, value, frozenset())
 
     return decode
+
+
+def _build(cls: type[Any], value: dict[Any, Any], ignore: frozenset[str]) -> Any:
+    layout, names = _layout(cls)
+    if len(value) != len(names) or ignore:
+        _refuse_unknown(value, names, ignore)
+    values: dict[str, Any] = {}
+    for name, decode in layout:
+        try:
+            raw = value[name]
+        except KeyError:
+            _refuse_unknown(value, names, ignore)  # an unknown field is named first
+            raise _Bad("", f"missing field {name!r}") from None
+        try:
+            values[name] = decode(raw)
+        except _Bad as bad:
+            raise _Bad(f".{name}{bad.where}", bad.what) from None
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise _Bad("", str(exc)) from None
+
+
+def _refuse_unknown(value: dict[Any, Any], names: frozenset[str], ignore: frozenset[str]) -> None:
+    unknown = [key for key in value if key not in names and key not in ignore]
+    if unknown:
+        raise _Bad("", f"unknown field {_describe(unknown[0])}")
 
 
 def build(
@@ -181,19 +270,10 @@ def build(
 ) -> Any:
     """An instance of the dataclass ``cls`` from the map ``value`` (keys in ``ignore`` are
     skipped, e.g. a message's ``type``); ``path`` names it in errors."""
-    layout, names = _layout(cls)
-    unknown = [key for key in value if key not in names and key not in ignore]
-    if unknown:
-        raise MessageDecodeError(f"{path}: unknown field {_describe(unknown[0])}")
-    values: dict[str, Any] = {}
-    for name, decode in layout:
-        if name not in value:
-            raise MessageDecodeError(f"{path}: missing field {name!r}")
-        values[name] = decode(value[name], f"{path}.{name}")
     try:
-        return cls(**values)
-    except ValueError as exc:
-        raise MessageDecodeError(f"{path}: {exc}") from None
+        return _build(cls, value, ignore)
+    except _Bad as bad:
+        raise _at(path, bad) from None
 
 
 def encode(value: Any) -> Any:

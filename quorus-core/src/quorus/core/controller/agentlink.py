@@ -61,7 +61,6 @@ from quorus.core.controller.commands import (
 from quorus.core.controller.model import AgentState, JobState
 from quorus.core.controller.service import CommandRefused, LeaderElsewhere, Unavailable
 from quorus.core.controller.settings import ControllerSettings
-from quorus.core.controller.softstate import AgentReport
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.core.wire import ConnectionClosedError, FramedStream, Hello, WireError
 
@@ -191,6 +190,10 @@ class AgentLink:
             server.settings.node_id, self._authenticate, now=anyio.current_time()
         )
         self.closed = False
+        #: Answers held while the frames of one read are handled (sent by ``_flush``).
+        self._outbox: list[Message] = []
+        #: Attempts whose start was proposed on this link (proposed once each).
+        self._started: dict[str, int] = {}
 
     def _authenticate(self, hello: Hello) -> bool:
         """Judge the hello with the controller's agent auth method; refuse, saying why, an
@@ -241,8 +244,15 @@ class AgentLink:
                     if waited.cancelled_caught:
                         await self.carry_out(self.session.tick(anyio.current_time()))
                         continue
-                step = self.session.receive(from_wire(raw), anyio.current_time())
-                await self.carry_out(step)
+                now = anyio.current_time()
+                await self.carry_out(self.session.receive(from_wire(raw), now), defer=True)
+                # Frames that came in the same read are handled before anything is written,
+                # so their answers go out together.
+                for raw in self.framed.receive_ready():
+                    if self.closed:
+                        break
+                    await self.carry_out(self.session.receive(from_wire(raw), now), defer=True)
+                await self._flush()
         except AgentProtocolError as exc:
             reason = str(exc)
             log.log(logging.WARNING if isinstance(exc, AuthenticationRefused) else logging.INFO,
@@ -260,14 +270,17 @@ class AgentLink:
                 await self.carry_out(self.session.connection_lost(anyio.current_time(), reason))
 
     async def _send_quietly(self, message: Message) -> None:
+        """Send what is held and ``message`` before the connection closes, if it can."""
+        held, self._outbox = self._outbox, []
         try:
             with anyio.move_on_after(1):
-                await self.framed.send(to_wire(message))
+                await self.framed.send_many([to_wire(m) for m in (*held, message)])
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, WireError):
             pass
 
     async def _close(self) -> None:
         self.closed = True
+        self._outbox = []
         with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await self.framed.aclose()
 
@@ -276,15 +289,46 @@ class AgentLink:
         if not self.closed:
             await self.carry_out(step)
 
-    async def carry_out(self, step: Step) -> None:
-        for message in step.send:
-            if self.closed:
-                break
-            try:
-                await self.framed.send(to_wire(message))
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await self._close()
-        for action in step.actions:
+    async def push_all(self, steps: list[Step]) -> None:
+        """Send what several steps of the server say (a round's assignments), in one write."""
+        if not self.closed:
+            await self._send([m for step in steps for m in step.send])
+            for step in steps:
+                if step.actions:
+                    await self.carry_out(Step(actions=step.actions))
+
+    async def _send(self, messages: list[Message]) -> None:
+        if not messages or self.closed:
+            return
+        try:
+            if len(messages) == 1:
+                await self.framed.send(to_wire(messages[0]))
+            else:
+                await self.framed.send_many([to_wire(m) for m in messages])
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._close()
+
+    async def _flush(self) -> None:
+        """Send the answers held while handling frames (heartbeat acknowledgements)."""
+        if self._outbox:
+            held, self._outbox = self._outbox, []
+            await self._send(held)
+
+    async def carry_out(self, step: Step, *, defer: bool = False) -> None:
+        """Send what ``step`` says and take its actions. With ``defer``, a step that only
+        acknowledges heartbeats is held for :meth:`_flush` (one write for a read's frames);
+        anything else first sends what is held, so the order on the wire stays the order of
+        the steps."""
+        actions = step.actions
+        if defer and all(type(a) is HeartbeatReceived for a in actions):
+            self._outbox.extend(step.send)
+            for action in actions:
+                self._heartbeat(action)  # type: ignore[arg-type]
+            return
+        if self._outbox:
+            await self._flush()
+        await self._send(list(step.send))
+        for action in actions:
             if isinstance(action, CloseConnection):
                 await self._close()
             elif isinstance(action, RegistrationRequested):
@@ -292,7 +336,7 @@ class AgentLink:
             elif isinstance(action, HeartbeatReceived):
                 self._heartbeat(action)
             elif isinstance(action, ProgressReported):
-                await self._progress(action)
+                self._progress(action)
             elif isinstance(action, AttemptCompleted | AttemptFailed):
                 await self.carry_out(await self._result(action))
             elif isinstance(action, AgentDeregistering):
@@ -358,20 +402,22 @@ class AgentLink:
             action.agent_id, now, sequence=heartbeat.sequence,
             free_slots=heartbeat.available_capacity,
         )
-        server.soft.reports[action.agent_id] = AgentReport.of(heartbeat, now)
+        # Kept as received: the report the API shows is built when it is read.
+        server.soft.reports.record(action.agent_id, heartbeat, now)
 
-    async def _progress(self, action: ProgressReported) -> None:
+    def _progress(self, action: ProgressReported) -> None:
         server = self.server
         progress = action.progress
         server.soft.record_progress(progress, time.time())
         job = server.state.job(progress.job_id)
         if (job is not None and job.state is JobState.ASSIGNED and job.attempt == progress.attempt
-                and job.agent_id == action.agent_id):
-            try:
-                await server.propose(JobStarted(job.id, action.agent_id, progress.attempt,
-                                                time.time()))
-            except (CommandRefused, LeaderElsewhere, Unavailable) as exc:
-                log.debug("job %s not marked running: %s", job.id, exc)
+                and job.agent_id == action.agent_id
+                and self._started.get(job.id) != progress.attempt):
+            # Not waited for: the link goes on reading (the attempt's result often follows in
+            # the same read), and the start is still applied before anything proposed later.
+            self._started[job.id] = progress.attempt
+            server.propose_soon(JobStarted(job.id, action.agent_id, progress.attempt,
+                                           time.time()))
 
     async def _result(self, action: AttemptCompleted | AttemptFailed) -> Step:
         server = self.server
@@ -387,6 +433,7 @@ class AgentLink:
             job_id, attempt = failed.job_id, failed.attempt
             command = FailAttempt(job_id, action.agent_id, attempt, now,
                                   f"{failed.error_type}: {failed.message}", failed.retryable)
+        self._started.pop(job_id, None)
         try:
             applied = await server.propose(command)
         except CommandRefused as exc:

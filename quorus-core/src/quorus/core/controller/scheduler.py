@@ -16,18 +16,27 @@ A job that fits nowhere stays queued and gets a reason a person can act on (``no
 supports sftp``, ``all 3 agents that support smb are full``, ...).
 
 Agents are indexed by protocol and jobs grouped by what they need (schemes and placement), so
-a round costs about one heap operation per assignment, not a scan of every agent per job.
+a round costs about one heap operation per assignment, not a scan of every agent per job. Once
+no agent has a free slot left the round stops: a backlog of queued jobs behind a full fleet
+costs nothing per round, and why each of those jobs waits is worked out when it is read
+(:class:`WaitingReasons`).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from quorus.core.controller.commands import AssignJob
-from quorus.core.controller.model import AgentRecord, AgentState, JobPlacement, JobRecord
+from quorus.core.controller.model import (
+    AgentRecord,
+    AgentState,
+    JobPlacement,
+    JobRecord,
+    JobState,
+)
 from quorus.core.controller.placement import placement_problem, proximity
 
 if TYPE_CHECKING:
@@ -63,8 +72,8 @@ class Assignment:
 class SchedulingRound:
     """The plan of one round: assignments in queue order, and why the others wait.
 
-    ``waiting`` maps the job ids examined but not placed to a reason; jobs after the round's
-    assignment limit are not examined and not listed.
+    ``waiting`` maps the job ids not placed to a reason; jobs after the round's assignment
+    limit are not examined and not listed.
     """
 
     assignments: tuple[Assignment, ...] = ()
@@ -113,6 +122,8 @@ class _Round:
                 self.by_protocol.setdefault(scheme, []).append(agent.id)
         self.heaps: dict[_Need, list[_HeapEntry]] = {}
         self.reasons: dict[_Need, str] = {}
+        #: Free slots left among all candidates: at 0 nothing more can be placed.
+        self.free = sum(c.free for c in self.candidates.values())
 
     def _soft(self, agent_id: str) -> AgentCapacity:
         if self.capacity is None:
@@ -156,6 +167,7 @@ class _Round:
             candidate.load += 1
             candidate.free -= 1
             candidate.version += 1
+            self.free -= 1
             if candidate.free > 0:
                 heapq.heapreplace(heap, candidate.key(preference, near))
             else:
@@ -176,6 +188,56 @@ class _Round:
 _NOT_CONNECTED = AgentCapacity(connected=False)
 
 
+class WaitingReasons(Mapping[str, str]):
+    """Why each queued job was not placed in a round, by job id.
+
+    The jobs the round examined are listed as it found them. When the round stopped because
+    no agent had a free slot left, the queued jobs it did not reach wait too; their reasons
+    (the same per kind of job, from the round's cache) are worked out when read, from the
+    queue as it is then, so a backlog costs no work per round.
+    """
+
+    __slots__ = ("_assigned", "_listed", "_plan", "_rest")
+
+    def __init__(self, listed: dict[str, str], plan: _Round | None = None,
+                 assigned: frozenset[str] = frozenset(), rest: int = 0) -> None:
+        self._listed = listed
+        self._plan = plan
+        self._assigned = assigned
+        self._rest = rest if plan is not None else 0
+
+    def _unlisted(self, job_id: str) -> JobRecord | None:
+        """The queued job ``job_id`` the round did not reach, if it is one."""
+        if self._plan is None or job_id in self._listed or job_id in self._assigned:
+            return None
+        job = self._plan.state.job(job_id)
+        return job if job is not None and job.state is JobState.QUEUED else None
+
+    def __getitem__(self, job_id: str) -> str:
+        reason = self._listed.get(job_id)
+        if reason is not None:
+            return reason
+        job = self._unlisted(job_id)
+        if job is None or self._plan is None:
+            raise KeyError(job_id)
+        return self._plan.reason(job)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._listed or (isinstance(job_id, str)
+                                          and self._unlisted(job_id) is not None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._listed
+        if self._plan is not None:
+            for job in self._plan.state.queued():
+                if job.id not in self._listed and job.id not in self._assigned:
+                    yield job.id
+
+    def __len__(self) -> int:
+        """Listed jobs, plus those the round did not reach (counted when it ran)."""
+        return len(self._listed) + self._rest
+
+
 def schedule(
     state: ControllerState,
     capacity: Mapping[str, AgentCapacity] | None = None,
@@ -191,15 +253,26 @@ def schedule(
     plan = _Round(state, capacity)
     assignments: list[Assignment] = []
     waiting: dict[str, str] = {}
+    examined = 0
+    full = False
     for job in state.queued():
         if len(assignments) >= max_assignments:
             break
+        if plan.free <= 0:
+            full = True  # no agent has a slot left: the rest wait, explained when read
+            break
+        examined += 1
         agent_id = plan.place(job)
         if agent_id is None:
             waiting[job.id] = plan.reason(job)
         else:
             assignments.append(Assignment(job.id, agent_id, job.attempt))
-    return SchedulingRound(tuple(assignments), waiting)
+    if full:
+        reasons = WaitingReasons(waiting, plan, frozenset(a.job_id for a in assignments),
+                                 state.queue_length - examined)
+    else:
+        reasons = WaitingReasons(waiting)
+    return SchedulingRound(tuple(assignments), reasons)
 
 
 def _schemes(job: JobRecord) -> str:
@@ -269,4 +342,5 @@ def explain(
     return f"all {len(usable)} agents {which(len(usable))} are full"
 
 
-__all__ = ["AgentCapacity", "Assignment", "SchedulingRound", "explain", "schedule"]
+__all__ = ["AgentCapacity", "Assignment", "SchedulingRound", "WaitingReasons", "explain",
+           "schedule"]

@@ -38,7 +38,6 @@ from quorus.core.consensus import (
     ConsensusBackend,
     ConsensusConfig,
     ConsensusError,
-    ConsensusUnavailable,
     NotLeader,
     load_backend,
 )
@@ -49,16 +48,18 @@ from quorus.core.controller.agentlink import (
     agent_tls_context,
     serve_agent,
 )
-from quorus.core.controller.commands import AssignJob, Command
+from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import ControllerExtension
+from quorus.core.controller.groupcommit import GroupCommit
 from quorus.core.controller.liveness import Liveness
 from quorus.core.controller.model import JobRecord
 from quorus.core.controller.results import Applied, Rejected
-from quorus.core.controller.scheduler import Assignment, schedule
+from quorus.core.controller.scheduler import schedule
 from quorus.core.controller.service import (
     CommandRefused,
     ControllerService,
     LeaderElsewhere,
+    ServiceError,
     Unavailable,
 )
 from quorus.core.controller.settings import ControllerSettings, split_address
@@ -145,6 +146,7 @@ class ControllerServer:
         else:
             self._backend = load_backend(settings.consensus, config, self._state)
         self.service = ControllerService(self)
+        self._commit = GroupCommit(self._backend.propose)
         self.links: dict[str, AgentLink] = {}
         self.leading = False
         self._wake = anyio.Event()
@@ -278,30 +280,100 @@ class ControllerServer:
     # -- proposals ------------------------------------------------------------------------------
 
     async def propose(self, command: Command) -> Applied:
-        """Replicate ``command``; push the aborts its result orders and wake the scheduler."""
+        """Replicate ``command`` (with whatever else is proposed meanwhile, see
+        :mod:`.groupcommit`); push the aborts its result orders and wake the scheduler."""
         try:
-            result = await self._backend.propose(command.encode())
-        except NotLeader as exc:
-            raise LeaderElsewhere(exc.leader_id, self.leader_url(exc.leader_id),
-                                  maybe_committed=exc.maybe_committed) from None
-        except ConsensusUnavailable as exc:
-            raise Unavailable(str(exc)) from None
-        except ConsensusError as exc:
-            raise Unavailable(str(exc)) from None
+            result = await self._commit.propose(command)
+        except Exception as exc:
+            raise self._service_error(exc) from None
+        applied = self._settle(command, result)
+        if applied.abort:
+            await self._push_aborts(command, applied)
+        return applied
+
+    async def propose_all(self, commands: Sequence[Command]) -> list[Applied | ServiceError]:
+        """Replicate ``commands`` in order (in as few consensus writes as they fit); each
+        one's result, or the error (``CommandRefused``, ``LeaderElsewhere``, ``Unavailable``)
+        in its place."""
+        outcomes: list[Applied | ServiceError] = []
+        for command, outcome in zip(commands, await self._commit.propose_all(commands),
+                                    strict=True):
+            if isinstance(outcome, BaseException):
+                outcomes.append(self._service_error(outcome))
+                continue
+            try:
+                applied = self._settle(command, outcome)
+            except CommandRefused as exc:
+                outcomes.append(exc)
+                continue
+            if applied.abort:
+                await self._push_aborts(command, applied)
+            outcomes.append(applied)
+        return outcomes
+
+    def propose_soon(self, command: Command) -> None:
+        """Replicate ``command`` without waiting for it (a job's start, say); a refusal or
+        failure is logged. It is still applied in order: before anything proposed after it."""
+        if not self._commit.running:
+            assert self._task_group is not None, "the controller is not running"
+            self._task_group.start_soon(self._propose_logged, command)
+            return
+
+        def then(outcome: Any) -> None:
+            if isinstance(outcome, BaseException):
+                log.debug("%s not recorded: %s", command.NAME, self._service_error(outcome))
+                return
+            try:
+                applied = self._settle(command, outcome)
+            except CommandRefused as exc:
+                log.debug("%s not recorded: %s", command.NAME, exc)
+                return
+            if applied.abort and self._task_group is not None:
+                self._task_group.start_soon(self._push_aborts, command, applied)
+
+        self._commit.propose_soon(command, then)
+
+    async def _propose_logged(self, command: Command) -> None:
+        try:
+            await self.propose(command)
+        except (CommandRefused, LeaderElsewhere, Unavailable) as exc:
+            log.debug("%s not recorded: %s", command.NAME, exc)
+
+    def _service_error(self, exc: BaseException) -> ServiceError:
+        """The service's error for what the consensus backend raised."""
+        if isinstance(exc, NotLeader):
+            return LeaderElsewhere(exc.leader_id, self.leader_url(exc.leader_id),
+                                   maybe_committed=exc.maybe_committed)
+        if isinstance(exc, ConsensusError):
+            return Unavailable(str(exc))
+        if isinstance(exc, ServiceError):
+            return exc
+        raise exc
+
+    def _settle(self, command: Command, result: Any) -> Applied:
+        """What follows a command's result on this node: a refusal raised, the scheduler
+        woken, waiters for the next change told."""
         if isinstance(result, Rejected):
             raise CommandRefused(result)
-        assert isinstance(result, Applied)
+        assert isinstance(result, Applied), f"{command.NAME} answered with {result!r}"
+        if result.jobs or result.agents:
+            self.wake_scheduler()
+        self._changed.set()
+        self._changed = anyio.Event()
+        return result
+
+    async def _push_aborts(self, command: Command, result: Applied) -> None:
         for order in result.abort:
             link = self.links.get(order.agent_id)
             if link is not None and link.session.active:
                 await link.push(link.session.abort(
                     order.job_id, order.attempt, f"{command.NAME}: the attempt moved or ended"
                 ))
-        if result.jobs or result.agents:
-            self.wake_scheduler()
-        self._changed.set()
-        self._changed = anyio.Event()
-        return result
+
+    @property
+    def group_commit(self) -> GroupCommit:
+        """How this controller's proposals go to consensus (counters for measurements)."""
+        return self._commit
 
     def next_change(self) -> anyio.Event:
         """An event set when the next command this controller proposes is applied."""
@@ -336,7 +408,7 @@ class ControllerServer:
             return
         del self.links[agent_id]
         self._soft.connected.discard(agent_id)
-        self._soft.reports.pop(agent_id, None)
+        self._soft.reports.discard(agent_id)
         if forget:
             self._liveness.forget(agent_id)
         else:
@@ -423,38 +495,36 @@ class ControllerServer:
     async def schedule_round(self) -> int:
         """Plan and carry out one round; returns how many jobs were assigned."""
         now = time.time()
-        capacity = {a: c for a, c in self._liveness.capacity(now).items() if a in self.links}
+        links = self.links
+        capacity = {a: c for a, c in self._liveness.capacity(now).items() if a in links}
         plan = schedule(self._state, capacity, max_assignments=ROUND_LIMIT)
-        self._soft.waiting = dict(plan.waiting)
+        self._soft.waiting = plan.waiting
+        planned = [a for a in plan.assignments
+                   if (link := links.get(a.agent_id)) is not None and link.session.active]
+        if not planned:
+            return 0
+        # The whole round goes to consensus together (one batch, one fsync on each node).
+        at = time.time()
+        outcomes = await self.propose_all([a.command(at) for a in planned])
+        stopped: list[ServiceError] = []
+        by_link: dict[AgentLink, list[Assign]] = {}
+        for assignment, outcome in zip(planned, outcomes, strict=True):
+            if isinstance(outcome, CommandRefused):
+                log.debug("assignment refused: %s", outcome)
+                continue
+            if isinstance(outcome, ServiceError):
+                stopped.append(outcome)
+                continue
+            job = next(j for j in outcome.jobs if j.id == assignment.job_id)
+            link = links.get(assignment.agent_id)
+            if link is not None and link.session.active:
+                by_link.setdefault(link, []).append(
+                    assign_message(job, self._state.job_constraints(job)))
         assigned = 0
-        stopped: list[LeaderElsewhere | Unavailable] = []
-
-        async def assign(assignment: Assignment) -> None:
-            nonlocal assigned
-            link = self.links.get(assignment.agent_id)
-            if link is None or not link.session.active:
-                return
-            try:
-                applied = await self.propose(AssignJob(
-                    assignment.job_id, assignment.agent_id, assignment.attempt, time.time()
-                ))
-            except CommandRefused as exc:
-                log.debug("assignment refused: %s", exc)
-                return
-            except (LeaderElsewhere, Unavailable) as exc:
-                stopped.append(exc)
-                return
-            job = next(j for j in applied.jobs if j.id == assignment.job_id)
+        for link, messages in by_link.items():
             if link.session.active:
-                await link.push(link.session.assign(
-                    assign_message(job, self._state.job_constraints(job))))
-                assigned += 1
-
-        # Proposed all at once, so consensus commits the round in a few batches (one fsync
-        # each) instead of one round trip per assignment.
-        async with anyio.create_task_group() as tg:
-            for assignment in plan.assignments:
-                tg.start_soon(assign, assignment)
+                await link.push_all([link.session.assign(m) for m in messages])
+                assigned += len(messages)
         if stopped:
             raise stopped[0]
         if len(plan.assignments) >= ROUND_LIMIT:
@@ -490,6 +560,7 @@ class ControllerServer:
             http_stopped = anyio.Event()
             async with listener, anyio.create_task_group() as tg:
                 self._task_group = tg
+                await tg.start(self._commit.run)
                 tg.start_soon(listener.serve, self._serve_agent)
                 tg.start_soon(self._serve_http, app, http_stopped)
                 tg.start_soon(self._watch_leadership)

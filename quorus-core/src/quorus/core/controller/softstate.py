@@ -3,10 +3,15 @@ heartbeat, the progress of running attempts and why queued jobs wait.
 
 None of it goes through consensus; a new leader starts empty and fills it as agents
 reconnect and report. The API shows it beside the replicated records.
+
+Heartbeats arrive by the thousand per second on a large fleet's leader and are read rarely
+(the API's agent views), so each is kept as received and its :class:`AgentReport` is built
+only when read (:class:`AgentReports`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +41,38 @@ class AgentReport:
         )
 
 
+class AgentReports(Mapping[str, AgentReport]):
+    """Each agent's last heartbeat, by agent id: kept as received (:meth:`record`), read as an
+    :class:`AgentReport` built on demand."""
+
+    __slots__ = ("_heard",)
+
+    def __init__(self) -> None:
+        self._heard: dict[str, tuple[Heartbeat, float]] = {}
+
+    def record(self, agent_id: str, heartbeat: Heartbeat, received_at: float) -> None:
+        self._heard[agent_id] = (heartbeat, received_at)
+
+    def __getitem__(self, agent_id: str) -> AgentReport:
+        heartbeat, received_at = self._heard[agent_id]
+        return AgentReport.of(heartbeat, received_at)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._heard)
+
+    def __len__(self) -> int:
+        return len(self._heard)
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._heard
+
+    def discard(self, agent_id: str) -> None:
+        self._heard.pop(agent_id, None)
+
+    def clear(self) -> None:
+        self._heard.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class JobProgress:
     """The latest progress of one attempt."""
@@ -60,16 +97,17 @@ class JobProgress:
 class SoftState:
     """The leader's soft state (see the module docstring); cleared when leadership changes."""
 
-    reports: dict[str, AgentReport] = field(default_factory=dict)
+    reports: AgentReports = field(default_factory=AgentReports)
     connected: set[str] = field(default_factory=set)
     progress: dict[str, JobProgress] = field(default_factory=dict)
-    waiting: dict[str, str] = field(default_factory=dict)
+    #: Why queued jobs wait, from the last scheduling round (job id -> reason).
+    waiting: Mapping[str, str] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.reports.clear()
         self.connected.clear()
         self.progress.clear()
-        self.waiting.clear()
+        self.waiting = {}
 
     def record_progress(self, progress: Progress, now: float) -> bool:
         """Keep ``progress`` unless a later attempt already reported; ``True`` when kept."""
@@ -80,4 +118,4 @@ class SoftState:
         return True
 
 
-__all__ = ["AgentReport", "JobProgress", "SoftState"]
+__all__ = ["AgentReport", "AgentReports", "JobProgress", "SoftState"]

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import msgpack
 import pluggy
 from quorus.core.controller.codec import RecordFormatError
-from quorus.core.controller.commands import BUILTIN_COMMANDS, Command, CommandRegistry
+from quorus.core.controller.commands import BUILTIN_COMMANDS, Batch, Command, CommandRegistry
 from quorus.core.controller.model import AgentRecord, AgentState, JobRecord, JobState
 from quorus.core.controller.results import Applied, Rejected, Result
 
@@ -191,9 +191,14 @@ class ControllerState:
         return self.execute(index, decoded)
 
     def execute(self, index: int, command: Command) -> Result | Any:
-        """Apply an already decoded command (what :meth:`apply` does after decoding)."""
+        """Apply an already decoded command (what :meth:`apply` does after decoding). A
+        :class:`~quorus.core.controller.commands.Batch` applies each of its commands here in
+        turn, as if each came alone; its result's ``value`` holds their results."""
         from quorus.core.controller import transitions
 
+        if type(command) is Batch:
+            return Applied(Batch.NAME, index,
+                           value=tuple([self.execute(index, inner) for inner in command.commands]))
         module = self._module_of.get(command.NAME)
         if module is not None:
             for admitter, admit_module in self._admitters:
