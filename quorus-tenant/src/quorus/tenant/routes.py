@@ -25,9 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import request_principal as caller
-from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
-    CommandRefused,
     ControllerService,
     InvalidRequest,
     ResourceNotFound,
@@ -97,13 +95,7 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
         return found
 
     async def propose(command: Command) -> TenantResult:
-        applied = await service.propose(command)
-        result = applied.value
-        assert isinstance(result, TenantResult)
-        if not result.ok:
-            raise CommandRefused(Rejected(command.NAME, applied.index,
-                                          RejectCode.INVALID_TRANSITION, result.message))
-        return result
+        return await service.propose_to_module(command, TenantResult)
 
     @router.put("/v1/tenants")
     async def apply_tenants(body: ApplyBody, request: Request) -> Any:

@@ -36,7 +36,7 @@ from quorus.core.controller.model import (
     JobState,
     RetryPolicy,
 )
-from quorus.core.controller.results import Applied, Rejected
+from quorus.core.controller.results import Applied, RejectCode, Rejected
 from quorus.core.controller.softstate import SoftState
 from quorus.core.controller.state import ControllerState
 from quorus.core.errors import QuorusError
@@ -201,6 +201,24 @@ class ControllerService:
         """Replicate a command (a state module's, say) and return its result; raises
         ``LeaderElsewhere``, ``Unavailable`` or ``CommandRefused``."""
         return await self.runtime.propose(command)
+
+    async def propose_to_module(self, command: Command, result_type: type[M]) -> M:
+        """Replicate a state module's ``command`` and return what its ``apply`` gave back,
+        which must be a ``result_type``. A result saying ``missing`` (a record that does not
+        exist) raises :class:`ResourceNotFound`; one saying not ``ok`` raises
+        :class:`CommandRefused` with its ``message`` (the REST API answers 404 and 409)."""
+        applied = await self.runtime.propose(command)
+        result = applied.value
+        if not isinstance(result, result_type):
+            raise TypeError(f"{command.NAME} gave {type(result).__name__}, not "
+                            f"{result_type.__name__}")
+        if getattr(result, "missing", False):
+            raise ResourceNotFound(str(getattr(result, "message", "")))
+        if getattr(result, "ok", True) is False:
+            raise CommandRefused(Rejected(command.NAME, applied.index,
+                                          RejectCode.INVALID_TRANSITION,
+                                          str(getattr(result, "message", ""))))
+        return result
 
     async def _consistent(self, linearizable: bool) -> None:
         if not linearizable:

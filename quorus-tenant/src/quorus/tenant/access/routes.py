@@ -17,9 +17,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import request_principal as caller
-from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
-    CommandRefused,
     ControllerService,
     InvalidRequest,
     ResourceNotFound,
@@ -118,15 +116,7 @@ def principal_router(service: ControllerService, *, clock: Callable[[], float]) 
                                  f"{known})")
 
     async def propose(command: Command) -> AccessResult:
-        applied = await service.propose(command)
-        result = applied.value
-        assert isinstance(result, AccessResult)
-        if result.missing:
-            raise ResourceNotFound(result.message)
-        if not result.ok:
-            raise CommandRefused(Rejected(command.NAME, applied.index,
-                                          RejectCode.INVALID_TRANSITION, result.message))
-        return result
+        return await service.propose_to_module(command, AccessResult)
 
     def shown(name: str) -> dict[str, Any]:
         access = module()

@@ -18,9 +18,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import request_principal as caller
-from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
-    CommandRefused,
     ControllerService,
     InvalidRequest,
     ResourceNotFound,
@@ -97,15 +95,7 @@ def sharing_router(service: ControllerService, *, clock: Callable[[], float]) ->
             service.authorize(caller(request), "tenants.admin", tenant, None)
 
     async def propose(command: Command) -> SharingResult:
-        applied = await service.propose(command)
-        result = applied.value
-        assert isinstance(result, SharingResult)
-        if result.missing:
-            raise ResourceNotFound(result.message)
-        if not result.ok:
-            raise CommandRefused(Rejected(command.NAME, applied.index,
-                                          RejectCode.INVALID_TRANSITION, result.message))
-        return result
+        return await service.propose_to_module(command, SharingResult)
 
     def shown(agreement_id: str) -> dict[str, Any]:
         agreement = module().agreement(agreement_id)

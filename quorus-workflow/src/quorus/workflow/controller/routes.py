@@ -19,9 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import request_principal as caller
-from quorus.core.controller.results import RejectCode, Rejected
 from quorus.core.controller.service import (
-    CommandRefused,
     ControllerService,
     ResourceNotFound,
 )
@@ -96,13 +94,7 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         return module()
 
     async def propose(command: Command) -> WorkflowResult:
-        applied = await service.propose(command)
-        result = applied.value
-        assert isinstance(result, WorkflowResult)
-        if not result.ok:
-            raise CommandRefused(Rejected(command.NAME, applied.index,
-                                          RejectCode.INVALID_TRANSITION, result.message))
-        return result
+        return await service.propose_to_module(command, WorkflowResult)
 
     def principal(request: Request) -> str:
         return caller(request).name
