@@ -332,8 +332,10 @@ class ControllerQuorum:
     """Three ``quorus-controller`` processes (Raft, fsync on) on loopback."""
 
     def __init__(self, root: Path, size: int, *, heartbeat: float, missed: int,
-                 tick_ms: int, election_ticks: tuple[int, int]) -> None:
+                 tick_ms: int, election_ticks: tuple[int, int],
+                 env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.token = secrets.token_urlsafe(24)
         self.token_file = root / "token"
         self.token_file.write_text(self.token + "\n")
@@ -366,8 +368,7 @@ class ControllerQuorum:
         with (self.root / f"{node}.log").open("ab") as log:
             self.procs[node] = subprocess.Popen(
                 [*CONTROLLER, "--config", str(self.root / f"{node}.yaml")],
-                stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )
 
     def kill(self, node: str) -> None:
@@ -762,7 +763,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         k: getattr(args, k) for k in ("agents", "workers", "seconds", "rounds", "job_rate",
                                       "failover_rate", "http_concurrency", "heartbeat",
                                       "missed_heartbeats", "slots", "tick_ms", "election_ticks",
-                                      "ramp")
+                                      "ramp", "controller_path", "controller_uvloop")
     }}
     results["machine"] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="quorus-fleet-") as tmp:
@@ -770,7 +771,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         root.mkdir(parents=True, exist_ok=True)
         quorum = ControllerQuorum(root, 3, heartbeat=args.heartbeat,
                                   missed=args.missed_heartbeats, tick_ms=args.tick_ms,
-                                  election_ticks=args.election_ticks)
+                                  election_ticks=args.election_ticks,
+                                  env=controller_env(args))
         generators: list[Generator] = []
         try:
             for node in quorum.ids:
@@ -932,6 +934,20 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def controller_env(args: argparse.Namespace) -> dict[str, str]:
+    """The controllers' environment beyond this process's: another checkout's sources first on
+    the path (``--controller-path``, to compare two versions of the controller against the
+    same generators), uvloop (``--controller-uvloop``)."""
+    env: dict[str, str] = {}
+    if args.controller_path:
+        paths = [str(Path(p).resolve()) for p in args.controller_path.split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*paths, *filter(None, [os.environ.get("PYTHONPATH", "")])])
+    if args.controller_uvloop:
+        env["QUORUS_UVLOOP"] = "1"
+    return env
+
+
 def job_latencies(fleet: Fleet, log: Submissions, prefix: str) -> list[float]:
     """Submission sent -> first ``assign`` received, per job with ``prefix``."""
     first: dict[str, float] = {}
@@ -1076,6 +1092,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ramp", type=float, default=3.0, help="seconds to start the fleet")
     parser.add_argument("--idle", type=float, default=2.0,
                         help="seconds the idle fleet runs before memory is read")
+    parser.add_argument("--controller-path", metavar="DIRS",
+                        help="source directories (os.pathsep-separated) put first on the "
+                        "controllers' PYTHONPATH: run another checkout's controller against the "
+                        "same generators")
+    parser.add_argument("--controller-uvloop", action="store_true",
+                        help="run the controllers on uvloop (QUORUS_UVLOOP=1)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path,
                         help="keep the controllers' data, configs and logs in this directory")

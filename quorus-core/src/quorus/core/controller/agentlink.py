@@ -59,7 +59,12 @@ from quorus.core.controller.commands import (
     RegisterAgent,
 )
 from quorus.core.controller.model import AgentState, JobState
-from quorus.core.controller.service import CommandRefused, LeaderElsewhere, Unavailable
+from quorus.core.controller.service import (
+    CommandRefused,
+    LeaderElsewhere,
+    ServiceError,
+    Unavailable,
+)
 from quorus.core.controller.settings import ControllerSettings
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.core.wire import ConnectionClosedError, FramedStream, Hello, WireError
@@ -192,8 +197,11 @@ class AgentLink:
         self.closed = False
         #: Answers held while the frames of one read are handled (sent by ``_flush``).
         self._outbox: list[Message] = []
-        #: Attempts whose start was proposed on this link (proposed once each).
-        self._started: dict[str, int] = {}
+        #: Attempts whose start was proposed on this link (proposed once each), and whether
+        #: that proposal has settled (a result waits for it, so it is applied after it).
+        self._started: dict[str, tuple[int, anyio.Event]] = {}
+        #: Starts reported in the read being handled, not proposed yet.
+        self._start_wanted: dict[str, JobStarted] = {}
 
     def _authenticate(self, hello: Hello) -> bool:
         """Judge the hello with the controller's agent auth method; refuse, saying why, an
@@ -309,7 +317,13 @@ class AgentLink:
             await self._close()
 
     async def _flush(self) -> None:
-        """Send the answers held while handling frames (heartbeat acknowledgements)."""
+        """Send the answers held while handling frames (heartbeat acknowledgements), and
+        propose the attempt starts they reported."""
+        if self._start_wanted:
+            self._propose_starts()
+        await self._send_held()
+
+    async def _send_held(self) -> None:
         if self._outbox:
             held, self._outbox = self._outbox, []
             await self._send(held)
@@ -326,7 +340,7 @@ class AgentLink:
                 self._heartbeat(action)  # type: ignore[arg-type]
             return
         if self._outbox:
-            await self._flush()
+            await self._send_held()
         await self._send(list(step.send))
         for action in actions:
             if isinstance(action, CloseConnection):
@@ -411,13 +425,24 @@ class AgentLink:
         server.soft.record_progress(progress, time.time())
         job = server.state.job(progress.job_id)
         if (job is not None and job.state is JobState.ASSIGNED and job.attempt == progress.attempt
-                and job.agent_id == action.agent_id
-                and self._started.get(job.id) != progress.attempt):
-            # Not waited for: the link goes on reading (the attempt's result often follows in
-            # the same read), and the start is still applied before anything proposed later.
-            self._started[job.id] = progress.attempt
-            server.propose_soon(JobStarted(job.id, action.agent_id, progress.attempt,
-                                           time.time()))
+                and job.agent_id == action.agent_id):
+            known = self._started.get(job.id)
+            if known is not None and known[0] == progress.attempt:
+                return
+            # Proposed once this read's frames are handled (see _propose_starts), or with
+            # the attempt's result if that came in the same read.
+            self._start_wanted[job.id] = JobStarted(job.id, action.agent_id, progress.attempt,
+                                                    time.time())
+
+    def _propose_starts(self) -> None:
+        """Propose the starts of this read's attempts, without waiting: the link goes on
+        reading. An attempt's result, when it comes, waits for its start to settle, so the
+        start is applied first."""
+        wanted, self._start_wanted = self._start_wanted, {}
+        for job_id, command in wanted.items():
+            settled = anyio.Event()
+            self._started[job_id] = (command.attempt, settled)
+            self.server.propose_soon(command, settled.set)
 
     async def _result(self, action: AttemptCompleted | AttemptFailed) -> Step:
         server = self.server
@@ -433,15 +458,27 @@ class AgentLink:
             job_id, attempt = failed.job_id, failed.attempt
             command = FailAttempt(job_id, action.agent_id, attempt, now,
                                   f"{failed.error_type}: {failed.message}", failed.retryable)
-        self._started.pop(job_id, None)
-        try:
-            applied = await server.propose(command)
-        except CommandRefused as exc:
-            return self.session.result_recorded(job_id, attempt, False, str(exc))
-        except (LeaderElsewhere, Unavailable):
+        wanted = self._start_wanted.pop(job_id, None)
+        starting = self._started.pop(job_id, None)
+        if starting is not None:
+            await starting[1].wait()
+        if wanted is not None and wanted.attempt == attempt:
+            # The start came in the same read: both go together, the start first.
+            started, outcome = await server.propose_all([wanted, command])
+            if isinstance(started, ServiceError):
+                log.debug("job %s not marked running: %s", job_id, started)
+        else:
+            try:
+                outcome = await server.propose(command)
+            except ServiceError as exc:
+                outcome = exc
+        if isinstance(outcome, CommandRefused):
+            return self.session.result_recorded(job_id, attempt, False, str(outcome))
+        if isinstance(outcome, ServiceError):
             # Not recorded: the agent resends the result once registered with the leader.
             await self._close()
             return Step()
+        applied = outcome
         server.result_recorded(action.agent_id, job_id)
         return self.session.result_recorded(job_id, attempt, True, applied.message)
 

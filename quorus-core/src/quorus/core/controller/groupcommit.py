@@ -3,14 +3,17 @@ agents' links (attempts started and finished), the scheduler (a round's assignme
 REST clients (submissions) — go to consensus together, as one
 :class:`~quorus.core.controller.commands.Batch` entry, instead of one log entry each.
 
-One task, :meth:`GroupCommit.run`, takes everything waiting, proposes it and hands each
-proposer its own command's result; what arrives meanwhile waits for the next turn, so under
-load the batches grow and the number of consensus writes per command falls. Commands are
-proposed in the order they were handed in, one batch after the other, so a command never
-overtakes one proposed before it (an attempt's start is applied before its completion). A
-state module's command is proposed alone (a batch carries built-in commands only); a lone
-command is proposed as itself. Errors of the backend (not the leader, no quorum) reach every
-proposer of the batch, as they would have reached each alone.
+One task, :meth:`GroupCommit.run`, takes everything waiting and proposes it as one batch; what
+arrives meanwhile waits for the next, so under load the batches grow and the number of
+consensus writes per command falls. Up to ``depth`` batches are in flight at once (the
+consensus layer pipelines them), so a slow commit does not hold everything behind it. The
+commands of one batch are applied in the order they were handed in, and a caller's
+:meth:`~GroupCommit.propose_all` goes in one batch when it fits; commands of concurrent batches
+may be applied in either order (a caller that needs one command applied before another waits
+for the first, as the agent link does for an attempt's start and its result). A state
+module's command is proposed alone (a batch carries built-in commands only); a lone command is
+proposed as itself. Errors of the backend (not the leader, no quorum) reach every proposer of
+the batch, as they would have reached each alone.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from quorus.core.controller.commands import BUILTIN_COMMANDS, MAX_BATCH, Command
 
 #: The most encoded bytes in one batch (well below a consensus append's limit).
 MAX_BATCH_BYTES = 256 * 1024
+#: Batches in flight at once.
+DEPTH = 4
 
 
 class _Group:
@@ -74,12 +79,17 @@ class GroupCommit:
     result out). Until :meth:`run` runs, commands are proposed one by one, directly."""
 
     def __init__(self, propose: Callable[[bytes], Awaitable[Any]], *,
-                 max_commands: int = MAX_BATCH, max_bytes: int = MAX_BATCH_BYTES) -> None:
+                 max_commands: int = MAX_BATCH, max_bytes: int = MAX_BATCH_BYTES,
+                 depth: int = DEPTH) -> None:
         if not 1 <= max_commands <= MAX_BATCH:
             raise ValueError(f"max_commands must be 1 to {MAX_BATCH}")
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
         self._propose = propose
         self.max_commands = max_commands
         self.max_bytes = max_bytes
+        self.depth = depth
+        self._in_flight = 0
         self._queue: deque[_Ticket] = deque()
         self._wake = anyio.Event()
         self.running = False
@@ -137,14 +147,16 @@ class GroupCommit:
         self.running = True
         task_status.started()
         try:
-            while True:
-                if not self._queue:
-                    await self._wake.wait()
-                    self._wake = anyio.Event()
-                    continue
-                batch = self._take()
-                if batch:
-                    await self._commit(batch)
+            async with anyio.create_task_group() as tg:
+                while True:
+                    if not self._queue or self._in_flight >= self.depth:
+                        await self._wake.wait()
+                        self._wake = anyio.Event()
+                        continue
+                    batch = self._take()
+                    if batch:
+                        self._in_flight += 1
+                        tg.start_soon(self._commit, batch)
         finally:
             self.running = False
             stopped = ConsensusUnavailable("the controller is stopping")
@@ -173,6 +185,13 @@ class GroupCommit:
         return batch
 
     async def _commit(self, batch: list[_Ticket]) -> None:
+        try:
+            await self._commit_batch(batch)
+        finally:
+            self._in_flight -= 1
+            self._wake.set()
+
+    async def _commit_batch(self, batch: list[_Ticket]) -> None:
         data = batch[0].data if len(batch) == 1 else encode_batch([t.data for t in batch])
         self.proposals += 1
         self.commands += len(batch)
@@ -202,4 +221,4 @@ class GroupCommit:
             ticket.settle(outcome)
 
 
-__all__ = ["MAX_BATCH_BYTES", "GroupCommit"]
+__all__ = ["DEPTH", "MAX_BATCH_BYTES", "GroupCommit"]

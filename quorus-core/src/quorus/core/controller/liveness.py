@@ -12,6 +12,8 @@ gives every agent a full timeout from the election before any can be declared de
 
 from __future__ import annotations
 
+import math
+from collections.abc import Container
 from dataclasses import dataclass
 
 from quorus.core.controller.commands import (
@@ -27,6 +29,10 @@ from quorus.core.controller.state import ControllerState
 #: The system design's heartbeat interval, in seconds, and how many may be missed.
 DEFAULT_INTERVAL = 30.0
 DEFAULT_MISSED = 3
+
+# Capacities are immutable: the common ones are shared rather than built each round.
+_CAPACITIES: dict[int | None, AgentCapacity] = {
+    n: AgentCapacity(True, n) for n in (None, *range(65))}
 
 _WATCHED = frozenset({AgentState.ACTIVE, AgentState.IDLE, AgentState.WORKING,
                       AgentState.DRAINING})
@@ -138,12 +144,22 @@ class Liveness:
         deadline = self.deadline(agent_id)
         return deadline is not None and now < deadline and agent_id in self._heard
 
-    def capacity(self, now: float) -> dict[str, AgentCapacity]:
-        """The scheduler's soft state: connected, live agents and their reported free slots."""
+    def capacity(self, now: float, among: Container[str] | None = None
+                 ) -> dict[str, AgentCapacity]:
+        """The scheduler's soft state: connected, live agents (only those ``among``, when
+        given) and their reported free slots."""
+        if self._leading_since is None:
+            return {}
+        # Live: heard from within the timeout, or still in the grace after the election.
+        heard_after = now - self.timeout
+        if self._leading_since > heard_after:
+            heard_after = -math.inf
+        shared = _CAPACITIES
         return {
-            agent_id: AgentCapacity(connected=True, free_slots=heard.free_slots)
+            agent_id: shared.get(heard.free_slots) or AgentCapacity(True, heard.free_slots)
             for agent_id, heard in self._heard.items()
-            if heard.connected and self.is_live(agent_id, now)
+            if heard.connected and heard.at > heard_after
+            and (among is None or agent_id in among)
         }
 
     def review(self, state: ControllerState, now: float) -> list[Command]:

@@ -79,6 +79,12 @@ LEADERSHIP_POLL = 0.05
 # An extension whose leader task failed is started again after this many seconds.
 EXTENSION_RESTART_DELAY = 1.0
 ROUND_LIMIT = 500
+# Between scheduling rounds, a pause of this many times the last round's planning time, when
+# that comes to at least MIN_ROUND_PAUSE (a small fleet never waits), and at most
+# MAX_ROUND_PAUSE.
+ROUND_SPACING = 4.0
+MIN_ROUND_PAUSE = 0.002
+MAX_ROUND_PAUSE = 0.02
 
 
 def transfer_options(job: JobRecord, constraints: JobConstraints | None = None
@@ -173,6 +179,7 @@ class ControllerServer:
             if callable(authorized):
                 self._verdict_observers.append(authorized)
         self._changed = anyio.Event()
+        self._last_plan_s = 0.0
         self._lead_scope: anyio.CancelScope | None = None
         self._task_group: TaskGroup | None = None
 
@@ -311,15 +318,18 @@ class ControllerServer:
             outcomes.append(applied)
         return outcomes
 
-    def propose_soon(self, command: Command) -> None:
+    def propose_soon(self, command: Command, settled: Callable[[], None] | None = None
+                     ) -> None:
         """Replicate ``command`` without waiting for it (a job's start, say); a refusal or
-        failure is logged. It is still applied in order: before anything proposed after it."""
+        failure is logged. ``settled`` is called once it is applied, refused or failed."""
         if not self._commit.running:
             assert self._task_group is not None, "the controller is not running"
-            self._task_group.start_soon(self._propose_logged, command)
+            self._task_group.start_soon(self._propose_logged, command, settled)
             return
 
         def then(outcome: Any) -> None:
+            if settled is not None:
+                settled()
             if isinstance(outcome, BaseException):
                 log.debug("%s not recorded: %s", command.NAME, self._service_error(outcome))
                 return
@@ -333,11 +343,15 @@ class ControllerServer:
 
         self._commit.propose_soon(command, then)
 
-    async def _propose_logged(self, command: Command) -> None:
+    async def _propose_logged(self, command: Command,
+                              settled: Callable[[], None] | None = None) -> None:
         try:
             await self.propose(command)
         except (CommandRefused, LeaderElsewhere, Unavailable) as exc:
             log.debug("%s not recorded: %s", command.NAME, exc)
+        finally:
+            if settled is not None:
+                settled()
 
     def _service_error(self, exc: BaseException) -> ServiceError:
         """The service's error for what the consensus backend raised."""
@@ -491,14 +505,23 @@ class ControllerServer:
                     await self.schedule_round()
                 except (LeaderElsewhere, Unavailable) as exc:
                     log.info("scheduling paused: %s", exc)
+                # Planning a round costs about the same for one job as for a hundred (it
+                # looks at every connected agent): on a large, busy fleet, leave a pause of a
+                # few times what the last plan took, so jobs arriving meanwhile share the next
+                # round and planning stays a small share of the leader's time.
+                pause = min(ROUND_SPACING * self._last_plan_s, MAX_ROUND_PAUSE)
+                if pause >= MIN_ROUND_PAUSE:
+                    await anyio.sleep(pause)
 
     async def schedule_round(self) -> int:
         """Plan and carry out one round; returns how many jobs were assigned."""
+        started = time.perf_counter()
         now = time.time()
         links = self.links
-        capacity = {a: c for a, c in self._liveness.capacity(now).items() if a in links}
+        capacity = self._liveness.capacity(now, among=links)
         plan = schedule(self._state, capacity, max_assignments=ROUND_LIMIT)
         self._soft.waiting = plan.waiting
+        self._last_plan_s = time.perf_counter() - started
         planned = [a for a in plan.assignments
                    if (link := links.get(a.agent_id)) is not None and link.session.active]
         if not planned:

@@ -92,22 +92,29 @@ class FramedStream:
             while self._queued is not None:
                 flush, self._queued = self._queued, None
                 self.writes += 1
-                await self.stream.send(b"".join(flush.frames))
+                try:
+                    await self.stream.send(b"".join(flush.frames))
+                except Exception as exc:
+                    # Ours are written: the error is theirs (and the stream's next user's).
+                    self._fail(flush, exc)
+                    return
                 flush.done.set()
                 flush = None
         except BaseException as exc:
             # Whoever waits for frames not written gets the error (a cancelled write: the
             # connection is left in an unknown state and is broken for them).
-            error: BaseException = (exc if isinstance(exc, Exception)
-                                    else anyio.BrokenResourceError("the write was cancelled"))
-            for failed in (flush, self._queued):
-                if failed is not None:
-                    failed.error = error
-                    failed.done.set()
-            self._queued = None
+            self._fail(flush, exc if isinstance(exc, Exception)
+                       else anyio.BrokenResourceError("the write was cancelled"))
             raise
         finally:
             self._writing = False
+
+    def _fail(self, flush: _Flush | None, error: BaseException) -> None:
+        for failed in (flush, self._queued):
+            if failed is not None:
+                failed.error = error
+                failed.done.set()
+        self._queued = None
 
     async def receive(self) -> Any:
         while not self._ready:
