@@ -145,6 +145,52 @@ async def test_three_nodes_replicate_and_followers_redirect(tmp_path: Path) -> N
         assert leader.fsyncs < 300
 
 
+async def test_followers_share_fsyncs_among_concurrent_proposals(tmp_path: Path) -> None:
+    """Followers step appends as they are read (no driver hop) but still write and sync a
+    whole read's worth at once."""
+    async with cluster(tmp_path, ["a", "b", "c"]) as c:
+        leader = await c.leader()
+        followers = [n for n in c.nodes.values() if n is not leader]
+        before = {n.node_id: n.fsyncs for n in followers}
+
+        async def put(i: int) -> None:
+            await leader.propose(put_command(f"k{i}", i))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(300):
+                tg.start_soon(put, i)
+        await c.converge("k299", 299)
+    for follower in followers:
+        assert follower.fsyncs - before[follower.node_id] < 30
+
+
+async def test_propose_nowait_reports_the_outcome_to_a_callback(tmp_path: Path) -> None:
+    outcomes: list[tuple[Any, BaseException | None]] = []
+    arrived = anyio.Event()
+
+    def done(result: Any, error: BaseException | None) -> None:
+        outcomes.append((result, error))
+        arrived.set()
+
+    async with cluster(tmp_path, ["a", "b", "c"]) as c:
+        leader = await c.leader()
+        await leader.propose(put_command("k", "first"))
+        leader.propose_nowait(put_command("k", "second"), done)
+        with anyio.fail_after(5):
+            await arrived.wait()
+        assert outcomes == [("first", None)]
+        follower = next(n for n in c.nodes.values() if n is not leader)
+        follower.propose_nowait(put_command("k", "third"), done)
+        _, error = outcomes[-1]
+        assert isinstance(error, NotLeader) and error.leader_id == leader.node_id
+        with pytest.raises(ValueError, match="reserved prefix"):
+            leader.propose_nowait(b"\x00quorus-raft-addresses\x00{}", done)
+        node = leader
+    node.propose_nowait(put_command("k", "late"), done)
+    assert isinstance(outcomes[-1][1], ConsensusUnavailable)
+    assert len(outcomes) == 3
+
+
 async def test_failover_elects_a_new_leader_that_keeps_every_acknowledged_write(tmp_path: Path) -> None:
     async with cluster(tmp_path, ["a", "b", "c"]) as c:
         leader = await c.leader()

@@ -18,26 +18,28 @@ connection; each is answered once, in any order. Gets are linearizable (ReadInde
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hmac
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream
+from anyio.abc import TaskGroup
 from quorus.core import eventloop
 from quorus.core.consensus import ConsensusConfig, ConsensusError, NotLeader
 from quorus.core.secrets import resolve_secret
-from quorus.core.wire import FramedStream, WireError
+from quorus.core.wire import FrameDecoder, WireError, encode_frame
 from quorus.raft.kv import KeyValueStateMachine, cas_command, put_command
 from quorus.raft.node import RaftNode
 from quorus.raft.transport import split_address
 
 log = logging.getLogger("quorus.raft.kvserver")
+#: The largest request or reply frame.
+MAX_FRAME = 1 << 20
 
 
 def parse_pairs(text: str) -> dict[str, str]:
@@ -51,40 +53,159 @@ def parse_pairs(text: str) -> dict[str, str]:
     return pairs
 
 
+class _Replies:
+    """A client connection's replies: written to its non-blocking socket at once, from
+    whichever task has the answer (a put's is written by the Raft runtime's completion
+    callback, with no task switch); what the socket does not take waits for :meth:`flush`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.backlog = bytearray()
+        self.closed = False
+        self.wake = anyio.Event()
+
+    def send(self, reply: Any) -> None:
+        if self.closed:
+            return
+        frame = encode_frame(reply, max_size=MAX_FRAME)
+        if self.backlog:
+            self.backlog += frame
+            return
+        try:
+            written = self.sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError:
+            self.closed = True
+            self.wake.set()
+            return
+        if written < len(frame):
+            self.backlog += frame[written:]
+            self.wake.set()
+
+    async def flush(self) -> None:
+        """Write the backlog whenever there is one, until the connection closes."""
+        while not self.closed:
+            if not self.backlog:
+                await self.wake.wait()
+                self.wake = anyio.Event()
+                continue
+            await anyio.wait_writable(self.sock)
+            try:
+                written = self.sock.send(self.backlog)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                self.closed = True
+                return
+            del self.backlog[:written]
+
+
 class KeyValueServer:
+    """Serves clients on raw non-blocking sockets: requests are read in one task per
+    connection and puts are proposed straight from it; replies are written by whoever has them
+    (see :class:`_Replies`). Reads and membership requests get a task of their own."""
+
     def __init__(self, node: RaftNode, machine: KeyValueStateMachine, token: str) -> None:
         self.node = node
         self.machine = machine
         self.token = token
 
-    async def serve_client(self, stream: ByteStream) -> None:
-        framed = FramedStream(stream, max_frame_size=1 << 20)
-        async with framed.stream, anyio.create_task_group() as tg:
-            try:
-                hello = await framed.receive()
-                token = hello.get("token", "") if isinstance(hello, dict) else ""
-                if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
-                    await framed.send({"error": "wrong token"})
-                    return
-                await framed.send({"ok": self.node.node_id})
-                while True:
-                    request = await framed.receive()
-                    tg.start_soon(self._answer, framed, request)
-            except (WireError, anyio.BrokenResourceError, OSError):
-                pass
-            finally:
-                tg.cancel_scope.cancel()
-
-    async def _answer(self, framed: FramedStream, request: Any) -> None:
+    async def serve(self, host: str, port: int, *,
+                    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
         try:
-            reply = [request[0], "ok", await self._execute(request)]
-        except NotLeader as exc:
-            status = "unknown" if exc.maybe_committed else "redirect"
-            reply = [request[0], status, exc.leader_id]
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(128)
+            listener.setblocking(False)
+            task_status.started()
+            async with anyio.create_task_group() as tg:
+                while True:
+                    await anyio.wait_readable(listener)
+                    try:
+                        sock, _ = listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as exc:  # e.g. out of file descriptors: try again soon
+                        log.warning("kv server: accept failed: %s", exc)
+                        await anyio.sleep(0.1)
+                        continue
+                    tg.start_soon(self.serve_client, sock)
+        finally:
+            listener.close()
+
+    async def serve_client(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        replies = _Replies(sock)
+        decoder = FrameDecoder(MAX_FRAME)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(replies.flush)
+                greeted = False
+                while not replies.closed:
+                    await anyio.wait_readable(sock)
+                    try:
+                        data = sock.recv(256 * 1024)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    if not data:
+                        break
+                    for request in decoder.feed(data):
+                        if greeted:
+                            self._dispatch(request, replies, tg)
+                            continue
+                        token = request.get("token", "") if isinstance(request, dict) else ""
+                        if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+                            replies.send({"error": "wrong token"})
+                            tg.cancel_scope.cancel()
+                            return
+                        replies.send({"ok": self.node.node_id})
+                        greeted = True
+                tg.cancel_scope.cancel()
+        except (WireError, OSError):
+            pass
+        finally:
+            replies.closed = True
+            sock.close()
+
+    def _dispatch(self, request: Any, replies: _Replies, tg: TaskGroup) -> None:
+        if isinstance(request, list) and len(request) >= 3 and request[1] in ("put", "cas"):
+            op = request[1]
+            if op == "put" and len(request) == 4:
+                command = put_command(request[2], request[3])
+            elif op == "cas" and len(request) == 5:
+                command = cas_command(request[2], request[3], request[4])
+            else:
+                replies.send([request[0], "error", f"malformed {op} request"])
+                return
+            request_id = request[0]
+
+            def done(result: Any, error: BaseException | None) -> None:
+                replies.send(self._reply(request_id, result, error))
+
+            self.node.propose_nowait(command, done)
+            return
+        tg.start_soon(self._answer, replies, request)
+
+    @staticmethod
+    def _reply(request_id: Any, result: Any, error: BaseException | None) -> list[Any]:
+        if error is None:
+            return [request_id, "ok", result]
+        if isinstance(error, NotLeader):
+            return [request_id, "unknown" if error.maybe_committed else "redirect", error.leader_id]
+        return [request_id, "error", str(error)]
+
+    async def _answer(self, replies: _Replies, request: Any) -> None:
+        request_id = request[0] if isinstance(request, list) and request else None
+        try:
+            reply = self._reply(request_id, await self._execute(request), None)
         except (ConsensusError, ValueError, TypeError, IndexError, TimeoutError) as exc:
-            reply = [request[0] if isinstance(request, list) and request else None, "error", str(exc)]
-        with contextlib.suppress(WireError, anyio.BrokenResourceError, OSError):
-            await framed.send(reply)
+            reply = self._reply(request_id, None, exc)
+        replies.send(reply)
 
     async def _execute(self, request: Any) -> Any:
         if not isinstance(request, list) or len(request) < 3:
@@ -96,10 +217,6 @@ class KeyValueServer:
             # Membership: key is the new node's id, the value its Raft address.
             await self.node.add_member(key, request[3])
             return self.node.status()
-        if op == "put" and len(request) == 4:
-            return await self.node.propose(put_command(key, request[3]))
-        if op == "cas" and len(request) == 5:
-            return await self.node.propose(cas_command(key, request[3], request[4]))
         if op == "get":
             await self.node.read_barrier()
             return self.machine.get(key)
@@ -127,8 +244,7 @@ async def run(args: argparse.Namespace) -> None:
     host, port = split_address(clients[args.id])
     async with node, anyio.create_task_group() as tg:
         server = KeyValueServer(node, machine, token)
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        tg.start_soon(listener.serve, server.serve_client)
+        await tg.start(server.serve, host, port)
         print(f"ready {args.id}", flush=True)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:

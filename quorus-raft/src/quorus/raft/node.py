@@ -20,7 +20,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -64,24 +64,41 @@ class _SyncJob:
     after: list[Message]
 
 
-@dataclass(slots=True)
 class _Waiter:
-    done: anyio.Event = field(default_factory=anyio.Event)
-    result: Any = None
-    error: BaseException | None = None
+    """The outcome of a request to the driver: awaited (:meth:`wait`), or handed to a callback
+    (:meth:`RaftNode.propose_nowait`), in which case no event is ever made."""
+
+    __slots__ = ("_done", "callback", "error", "finished", "result")
+
+    def __init__(self, callback: Callable[[Any, BaseException | None], None] | None = None) -> None:
+        self.callback = callback
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._done: anyio.Event | None = None if callback is not None else anyio.Event()
 
     def resolve(self, result: Any = None) -> None:
-        if not self.done.is_set():
-            self.result = result
-            self.done.set()
+        if not self.finished:
+            self.finished, self.result = True, result
+            self._settled()
 
     def fail(self, error: BaseException) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
+        if not self.finished:
+            self.finished, self.error = True, error
+            self._settled()
+
+    def _settled(self) -> None:
+        if self._done is not None:
+            self._done.set()
+        if self.callback is not None:
+            try:
+                self.callback(self.result, self.error)
+            except Exception:
+                log.exception("raft: a proposal's completion callback failed")
 
     async def wait(self) -> Any:
-        await self.done.wait()
+        assert self._done is not None
+        await self._done.wait()
         if self.error is not None:
             raise self.error
         return self.result
@@ -146,6 +163,10 @@ class RaftNode(ConsensusBackend):
         self._poked = False
         self._durable_term_vote: tuple[int, str | None] = (-1, None)
         self._snapshotting = False
+        #: A turn is being carried out (by the driver, or inline by _on_batch).
+        self._turning = False
+        #: A Ready an inline turn left for the driver (it installs a snapshot).
+        self._deferred: Ready | None = None
         self.fsyncs = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -172,6 +193,7 @@ class RaftNode(ConsensusBackend):
             server_tls=self.settings.server_tls(),
             client_tls=self.settings.client_tls(),
         )
+        self._transport.on_batch_delivered(self._on_batch)
         self._transport.set_peers(self._peer_addresses())
         self._running = True
         self._task_group = anyio.create_task_group()
@@ -250,8 +272,9 @@ class RaftNode(ConsensusBackend):
     # -- inputs ---------------------------------------------------------------------------------
 
     def _deliver(self, sender: str, message: Any) -> None:
+        # The transport calls _on_batch after each read's messages: that steps them (or wakes
+        # the driver to).
         self._inbox.append(message)
-        self._wakeup.set()
 
     def _may_connect(self, node_id: str) -> bool:
         core = self._core
@@ -287,6 +310,28 @@ class RaftNode(ConsensusBackend):
         self._proposals.append((command, waiter))
         self._wakeup.set()
         return await waiter.wait()
+
+    def propose_nowait(
+        self, command: bytes, done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """:meth:`propose` without a task to wait in: ``done(result, None)`` once the command
+        is applied, or ``done(None, error)`` with the error :meth:`propose` would raise
+        (:class:`~quorus.core.consensus.NotLeader`, ``ConsensusUnavailable``, the state
+        machine's own). ``done`` is called exactly once, from the runtime's task (possibly
+        before this returns): it must be quick and must not block.
+
+        For servers that read requests and write replies without a task per request.
+        """
+        if command.startswith(ADDRESS_MARK):
+            raise ValueError("commands may not start with the raft runtime's reserved prefix")
+        waiter = _Waiter(done)
+        if not self._running:
+            waiter.fail(ConsensusUnavailable("the raft node is not running"))
+        elif self._role is not Role.LEADER:
+            waiter.fail(self._not_leader())
+        else:
+            self._proposals.append((bytes(command), waiter))
+            self._wakeup.set()
 
     async def read_barrier(self) -> None:
         if not self._running:
@@ -347,14 +392,53 @@ class RaftNode(ConsensusBackend):
         core = self._core
         assert core is not None
         while True:
-            if not self._has_input():
+            if self._deferred is None and not self._has_input():
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
             self._poked = False
-            self._feed(core)
-            rd = core.ready()
+            rd, self._deferred = self._deferred, None
+            if rd is None:
+                self._feed(core)
+                rd = core.ready()
             if rd:
-                await self._handle(core, rd)
+                self._turning = True
+                try:
+                    await self._handle(core, rd)
+                finally:
+                    self._turning = False
+
+    def _on_batch(self) -> None:
+        """Peer messages were just delivered (one read's worth): step them through the core
+        right here, in the receiving task, unless the driver is busy with a turn of its own.
+
+        This saves a task switch on every hop of a write: a follower's append is written,
+        synced and acknowledged, and a leader's acknowledgements commit and apply, without
+        waiting for the driver to be scheduled. Proposals, reads and ticks stay with the
+        driver (once per loop iteration), so concurrent proposals still share one fsync.
+        """
+        core = self._core
+        if not self._inbox or core is None:
+            return
+        if self._turning or self._deferred is not None or not self._running:
+            self._wakeup.set()
+            return
+        inbox, self._inbox = self._inbox, deque()
+        for message in inbox:
+            core.step(message)
+        rd = core.ready()
+        if not rd:
+            return
+        if rd.snapshot is not None or rd.snapshot_chunks:
+            # Installing a snapshot takes worker threads: the driver does it, before anything
+            # else (no inline turn runs meanwhile).
+            self._deferred = rd
+            self._wakeup.set()
+            return
+        self._turning = True
+        try:
+            self._handle_now(core, rd)
+        finally:
+            self._turning = False
 
     def _has_input(self) -> bool:
         return bool(
@@ -406,42 +490,47 @@ class RaftNode(ConsensusBackend):
     async def _handle(self, core: RaftCore, rd: Ready) -> None:
         transport = self._transport
         assert transport is not None
-        assert self._store is not None
-        for message in rd.messages:
-            transport.send(message.dst, message)
+        if rd.snapshot is None and not rd.snapshot_chunks:
+            self._handle_now(core, rd)
+            return
+        # Rare: wait for the syncs in flight, then install and sync the snapshot.
+        transport.send_all(rd.messages)
         if rd.truncate_from is not None:
             self._fail_from(rd.truncate_from)
-        if rd.snapshot is not None or rd.snapshot_chunks:
-            # Rare: wait for the syncs in flight, then install and sync in line.
-            await self._drain_syncs()
-            await self._persist_snapshot(core, rd)
-            for message in rd.messages_after_persist:
-                transport.send(message.dst, message)
-        elif self._commit_only(rd) and not self._syncs and not self._syncing:
+        await self._drain_syncs()
+        await self._persist_snapshot(core, rd)
+        transport.send_all(rd.messages_after_persist)
+        self._finish(core, rd)
+
+    def _handle_now(self, core: RaftCore, rd: Ready) -> None:
+        """Carry out a Ready that installs no snapshot, without yielding to other tasks."""
+        transport = self._transport
+        assert transport is not None
+        assert self._store is not None
+        # Out first (written to the sockets now), so the followers' fsyncs run while this
+        # node's does: the leader counts itself only once its own fsync below is done.
+        transport.send_all(rd.messages)
+        if rd.truncate_from is not None:
+            self._fail_from(rd.truncate_from)
+        if self._commit_only(rd) and not self._syncs and not self._syncing:
             # Only the commit index moved. It is a hint for recovery (Raft finds the commit
             # point again after a restart), so it is written now and made durable by the next
             # fsync instead of costing one of its own on every request's path.
             self._write(rd)
-            for message in rd.messages_after_persist:
-                transport.send(message.dst, message)
+            transport.send_all(rd.messages_after_persist)
         elif rd.must_persist() and not self._syncs and not self._syncing and not self._busy():
             # Nothing else is being synced or waiting: fsync here and now. A blocking call in
             # the event loop, on purpose: on this path (a lone request) handing the fsync to the
             # syncer task and a worker thread costs more than the fsync itself (measured: two
             # task switches and a thread hop, ~0.3 ms, against ~0.2 ms for fdatasync).
             self._write(rd)
-            if rd.messages:
-                # Let the peer senders put this Ready's appends on the wire first, so the
-                # followers' fsyncs run while this one does.
-                await anyio.lowlevel.checkpoint()
             started = time.perf_counter()
             self._store.sync()
             self.fsyncs += 1
             self._metric("raft.fsync.latency_ms", "histogram", (time.perf_counter() - started) * 1e3)
             if rd.entries:
                 core.persisted(rd.entries[-1].index, rd.entries[-1].term)
-            for message in rd.messages_after_persist:
-                transport.send(message.dst, message)
+            transport.send_all(rd.messages_after_persist)
         elif rd.must_persist():
             self._write(rd)
             self._syncs.append(_SyncJob(
@@ -455,8 +544,11 @@ class RaftNode(ConsensusBackend):
             self._syncs.append(_SyncJob(None, 0, rd.messages_after_persist))
             self._sync_wakeup.set()
         else:
-            for message in rd.messages_after_persist:
-                transport.send(message.dst, message)
+            transport.send_all(rd.messages_after_persist)
+        self._finish(core, rd)
+
+    def _finish(self, core: RaftCore, rd: Ready) -> None:
+        """What follows persisting: apply, answer, serve reads, snapshot requests, metrics."""
         if rd.committed:
             self._apply(rd.committed)
             core.applied(self._applied)
@@ -469,7 +561,8 @@ class RaftNode(ConsensusBackend):
             waiter = self._reads.pop(ctx, None)
             if waiter is not None:
                 waiter.fail(self._not_leader())
-        self._serve_reads()
+        if self._ready_reads:
+            self._serve_reads()
         for request in rd.snapshot_requests:
             assert self._task_group is not None
             self._task_group.start_soon(self._send_snapshot_chunk, core, request)
@@ -562,8 +655,7 @@ class RaftNode(ConsensusBackend):
             for job in jobs:
                 if job.index is not None:
                     core.persisted(job.index, job.term)
-                for message in job.after:
-                    transport.send(message.dst, message)
+                transport.send_all(job.after)
             self._poked = True
             self._wakeup.set()
             if not self._syncs:
