@@ -197,6 +197,9 @@ class AgentLink:
         self.closed = False
         #: Answers held while the frames of one read are handled (sent by ``_flush``).
         self._outbox: list[Message] = []
+        #: Steps the server pushed, for the push task.
+        self._pushed: list[Step] = []
+        self._push_wake = anyio.Event()
         #: Attempts whose start was proposed on this link (proposed once each), and whether
         #: that proposal has settled (a result waits for it, so it is applied after it).
         self._started: dict[str, tuple[int, anyio.Event]] = {}
@@ -236,6 +239,16 @@ class AgentLink:
     # -- the connection's loop ------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Serve the connection until it ends; what the server pushes meanwhile is sent by a
+        task of the link's own (so a scheduling round never waits for one agent's socket)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._push_loop)
+            try:
+                await self._serve()
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _serve(self) -> None:
         reason = "connection closed"
         try:
             while not self.closed:
@@ -293,17 +306,27 @@ class AgentLink:
             await self.framed.aclose()
 
     async def push(self, step: Step) -> None:
-        """Carry out a step the server made (an assignment, an abort, a drain)."""
-        if not self.closed:
-            await self.carry_out(step)
+        """Have a step the server made (an assignment, an abort, a drain, a redirect) carried
+        out by the link's push task; returns at once."""
+        await self.push_all([step])
 
     async def push_all(self, steps: list[Step]) -> None:
-        """Send what several steps of the server say (a round's assignments), in one write."""
-        if not self.closed:
-            await self._send([m for step in steps for m in step.send])
-            for step in steps:
-                if step.actions:
-                    await self.carry_out(Step(actions=step.actions))
+        """Have several steps carried out (a round's assignments): what is pushed before the
+        push task runs goes out in one write. Returns at once."""
+        if not self.closed and steps:
+            self._pushed.extend(steps)
+            self._push_wake.set()
+
+    async def _push_loop(self) -> None:
+        while True:
+            await self._push_wake.wait()
+            self._push_wake = anyio.Event()
+            while self._pushed and not self.closed:
+                steps, self._pushed = self._pushed, []
+                await self._send([m for step in steps for m in step.send])
+                for step in steps:
+                    if step.actions:
+                        await self.carry_out(Step(actions=step.actions))
 
     async def _send(self, messages: list[Message]) -> None:
         if not messages or self.closed:
