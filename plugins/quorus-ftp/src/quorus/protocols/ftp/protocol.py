@@ -132,7 +132,11 @@ class FtpProtocol(TransferProtocol):
             await client.login(endpoint.username, password)
             await client.command("TYPE I", "200")
         except BaseException:
-            client.close()
+            # Dropped at once (a TLS connection without a close_notify exchange that could
+            # outlive the caller's event loop and leave the transport unclosed).
+            stream = client._stream
+            if stream is not None:
+                stream.writer.transport.abort()
             raise
         return client
 
