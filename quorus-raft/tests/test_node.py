@@ -3,7 +3,8 @@ file stores: elections, replication, NotLeader, reads, failover, membership and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,64 @@ async def test_followers_share_fsyncs_among_concurrent_proposals(tmp_path: Path)
         await c.converge("k299", 299)
     for follower in followers:
         assert follower.fsyncs - before[follower.node_id] < 30
+
+
+class SlowSnapshots(KeyValueStateMachine):
+    """Its snapshot's bytes are produced only once ``release`` is set (in the writer thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def snapshot_view(self) -> Callable[[], Iterator[bytes]]:
+        produce = super().snapshot_view()
+
+        def slow() -> Iterator[bytes]:
+            self.started.set()
+            self.release.wait(10)
+            yield from produce()
+
+        return slow
+
+
+async def test_while_a_snapshot_is_written_fsyncs_leave_the_event_loop(tmp_path: Path) -> None:
+    machine = SlowSnapshots()
+    config = ConsensusConfig(node_id="a", members={"a": f"127.0.0.1:{free_port()}"},
+                             data_dir=tmp_path, snapshot_every=5, options=OPTIONS)
+    async with RaftNode(config, machine) as node:
+        with anyio.fail_after(5):
+            while not node.is_leader:  # noqa: ASYNC110 - polling the role
+                await anyio.sleep(0.01)
+        store = node._store
+        assert store is not None
+        blocking_syncs = 0
+        sync = store.sync
+
+        def counted_sync() -> None:
+            nonlocal blocking_syncs
+            blocking_syncs += 1
+            sync()
+
+        store.sync = counted_sync  # type: ignore[method-assign]
+        for i in range(6):
+            await node.propose(put_command(f"k{i}", i))
+        with anyio.fail_after(5):
+            await anyio.to_thread.run_sync(machine.started.wait)
+        inline_before = blocking_syncs
+        fsyncs_before = node.fsyncs
+        # The snapshot's writer is stuck: writes go on, synced by the worker thread.
+        for i in range(10):
+            await node.propose(put_command(f"during{i}", i))
+        assert blocking_syncs == inline_before
+        assert node.fsyncs > fsyncs_before
+        machine.release.set()
+        with anyio.fail_after(5):
+            while node.status()["snapshot_index"] == 0:  # noqa: ASYNC110 - polling the state
+                await anyio.sleep(0.01)
+        await node.propose(put_command("after", 1))
+        assert blocking_syncs > inline_before
+    assert machine.get("during9") == 9
 
 
 async def test_propose_nowait_reports_the_outcome_to_a_callback(tmp_path: Path) -> None:

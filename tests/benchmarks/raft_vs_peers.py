@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from quorus.raft.kvclient import KeyValueClient  # noqa: E402
+from quorus.raft.kvclient import KeyValueClient, OutcomeUnknown, RequestFailed  # noqa: E402
 
 from tests.raft_cluster import TOKEN, ProcessCluster  # noqa: E402
 
@@ -145,21 +145,28 @@ async def snapshot_install(base: Path, state_mb: int) -> dict[str, Any]:
             for i in range(state_mb * 10):
                 await kv.put(f"state/{i:06d}", blob)
         completions: list[float] = []
+        failures: list[str] = []
         stop = asyncio.Event()
 
         async def writer() -> None:
             async with KeyValueClient(cluster.clients, TOKEN, timeout=10) as kv:
                 i = 0
                 while not stop.is_set():
-                    await kv.put(f"w/{i}", VALUE)
+                    try:
+                        await kv.put(f"w/{i}", VALUE)
+                    except (OutcomeUnknown, RequestFailed) as exc:
+                        # A leader change answers "unknown": counted, and the writing goes on.
+                        failures.append(str(exc))
+                        continue
                     completions.append(time.perf_counter())
                     i += 1
 
+        before = await cluster.status(leader)
         task = asyncio.create_task(writer())
         await asyncio.sleep(1.0)
         started = time.perf_counter()
         cluster.add_node("n4")
-        async with KeyValueClient({leader: cluster.clients[leader]}, TOKEN, timeout=120) as kv:
+        async with KeyValueClient(cluster.clients, TOKEN, timeout=120) as kv:
             await kv.request("add_member", "n4", cluster.members["n4"])
         joined = time.perf_counter()
         await asyncio.sleep(1.0)
@@ -168,9 +175,15 @@ async def snapshot_install(base: Path, state_mb: int) -> dict[str, Any]:
         status = await cluster.status("n4")
         during = [t for t in completions if started <= t <= joined + 0.5]
         gaps = [b - a for a, b in itertools.pairwise(during)]
+        # Every election raises the term: a leadership lost during the phase shows here.
+        term_before = before.get("term") if before else None
+        term_after = status.get("term") if status else None
         return {"state_mb": state_mb, "install_s": round(joined - started, 2),
                 "writes_during": len(during),
                 "max_write_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
+                "elections": (term_after - term_before
+                              if term_before is not None and term_after is not None else None),
+                "write_failures": len(failures),
                 "new_member_applied": status.get("applied_index") if status else None,
                 "new_member_role": status.get("role") if status else None}
     finally:
