@@ -3,12 +3,15 @@ the Raft runtime's completion callback, reads through a barrier, the token, bad 
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import SocketAttribute
 from quorus.core.consensus import ConsensusConfig
 from quorus.core.testing.fixtures import free_port
 from quorus.core.wire import FramedStream
@@ -77,3 +80,20 @@ async def test_a_wrong_token_is_refused_and_the_connection_closed(tmp_path: Path
         with anyio.fail_after(5), pytest.raises(Exception, match="closed"):
             await framed.receive()
         await framed.aclose()
+
+
+async def test_a_client_that_resets_its_connection_does_not_stop_the_server(tmp_path: Path) -> None:
+    async with server(tmp_path) as address:
+        host, port = address.rsplit(":", 1)
+        for _ in range(3):
+            stream = await anyio.connect_tcp(host, int(port))
+            framed = FramedStream(stream)
+            await framed.send({"token": TOKEN})
+            assert await framed.receive() == {"ok": "a"}
+            await framed.send([1, "put", "k", "v"])
+            # Close with a reset (RST) rather than a FIN, before the answer is read.
+            raw = stream.extra(SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await stream.aclose()
+        async with KeyValueClient({"a": address}, TOKEN) as kv:
+            assert await kv.put("k", "after") == "v"

@@ -67,7 +67,11 @@ class _Replies:
     def send(self, reply: Any) -> None:
         if self.closed:
             return
-        frame = encode_frame(reply, max_size=MAX_FRAME)
+        try:
+            frame = encode_frame(reply, max_size=MAX_FRAME)
+        except WireError as exc:
+            request_id = reply[0] if isinstance(reply, list) and reply else None
+            frame = encode_frame([request_id, "error", f"the reply cannot be sent: {exc}"])
         if self.backlog:
             self.backlog += frame
             return
@@ -141,36 +145,41 @@ class KeyValueServer:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         replies = _Replies(sock)
-        decoder = FrameDecoder(MAX_FRAME)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(replies.flush)
-                greeted = False
-                while not replies.closed:
-                    await anyio.wait_readable(sock)
-                    try:
-                        data = sock.recv(256 * 1024)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    if not data:
-                        break
-                    for request in decoder.feed(data):
-                        if greeted:
-                            self._dispatch(request, replies, tg)
-                            continue
-                        token = request.get("token", "") if isinstance(request, dict) else ""
-                        if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
-                            replies.send({"error": "wrong token"})
-                            tg.cancel_scope.cancel()
-                            return
-                        replies.send({"ok": self.node.node_id})
-                        greeted = True
+                await self._read_requests(sock, replies, tg)
                 tg.cancel_scope.cancel()
-        except (WireError, OSError):
-            pass
         finally:
             replies.closed = True
             sock.close()
+
+    async def _read_requests(self, sock: socket.socket, replies: _Replies, tg: TaskGroup) -> None:
+        """Read and dispatch requests until the client leaves, errs or fails the token."""
+        decoder = FrameDecoder(MAX_FRAME)
+        greeted = False
+        while not replies.closed:
+            await anyio.wait_readable(sock)
+            try:
+                data = sock.recv(256 * 1024)
+                requests = decoder.feed(data)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except (OSError, WireError) as exc:
+                log.debug("kv server: client connection closed: %s", exc)
+                return
+            if not data:
+                return
+            for request in requests:
+                if greeted:
+                    self._dispatch(request, replies, tg)
+                    continue
+                token = request.get("token", "") if isinstance(request, dict) else ""
+                if not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+                    replies.send({"error": "wrong token"})
+                    return
+                replies.send({"ok": self.node.node_id})
+                greeted = True
 
     def _dispatch(self, request: Any, replies: _Replies, tg: TaskGroup) -> None:
         if isinstance(request, list) and len(request) >= 3 and request[1] in ("put", "cas"):
