@@ -148,13 +148,14 @@ async def pump(
     total = 0
     try:
         async with anyio.create_task_group() as tg:
-            for index in range(len(works)):
-                tg.start_soon(_run_lane, lanes, index)
             send: MemoryObjectSendStream[bytes] | None = None
             if async_writer is not None:
                 send, receive = anyio.create_memory_object_stream[bytes](depth)
                 tg.start_soon(_write_stage, async_writer, receive, on_chunk)
             with send if send is not None else contextlib.nullcontext():
+                # Every way out of the try below ends the lanes (finish or abort).
+                for index in range(len(works)):
+                    tg.start_soon(_run_lane, lanes, index)
                 try:
                     total = await _read_loop(reader, lanes, send, limiter, progress)
                 except Exception:
