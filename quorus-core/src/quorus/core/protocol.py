@@ -135,9 +135,9 @@ class WriteStream(abc.ABC):
         """A function that writes one chunk with blocking calls, or ``None`` (the default).
 
         Streams whose writes are blocking system calls (local files) return one: the engine
-        then calls it from a worker thread, one chunk at a time and in order, together with
-        hashing that chunk, instead of awaiting :meth:`write`. It raises the same errors as
-        :meth:`write`.
+        then calls it from a worker thread of its own, one chunk at a time and in order (the
+        hashing runs beside it in another thread), instead of awaiting :meth:`write`. It
+        raises the same errors as :meth:`write`.
         """
         return None
 
