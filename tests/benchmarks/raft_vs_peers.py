@@ -12,6 +12,10 @@ loopback, fsync on (the ``file`` store), 100-byte values from a thin client on r
 - ``snapshot``: a 100 MB state sent to a new member while a client keeps writing: the longest
   gap between two completed writes during the install.
 
+``--seq-pairs N`` measures only the sequential latency, Quorus and etcd alternately (both
+clusters up, N pairs of ``--pair-seconds``), for a ratio that the machine's changing load
+does not tilt; it reports the medians of the pairs.
+
 Peers: with ``--peer-scripts DIR`` (the directory holding ``etcd_bench.py`` and
 ``pysyncobj_bench.py``) and ``--peer-python`` (a Python with httpx and pysyncobj), their
 measurements run in the same invocation, right after Quorus's, and the table shows ratios.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import json
 import os
@@ -210,6 +215,63 @@ async def quorus_run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     return out
 
 
+def load_etcd_bench(directory: str) -> Any:
+    """The etcd anchor script as a module (its cluster and raw HTTP client)."""
+    path = Path(directory) / "etcd_bench.py"
+    spec = importlib.util.spec_from_file_location("etcd_bench", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def seq_pairs(args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    """Sequential latency of Quorus and etcd measured in alternation, both clusters up, so
+    that the machine's load (shared, two cores) weighs on both alike: ``--seq-pairs`` pairs of
+    ``--pair-seconds`` each, Quorus first in odd pairs and etcd first in even ones."""
+    etcd = load_etcd_bench(args.peer_scripts)
+    cluster = ProcessCluster(base / "pairs", 3, snapshot_every=args.snapshot_every)
+    (base / "pairs").mkdir(parents=True, exist_ok=True)
+    etcd_cluster = etcd.Cluster(str(base / "pairs"))
+    cluster.start_all()
+    etcd_cluster.start_all()
+    try:
+        leader = await cluster.leader()
+        etcd_leader = await asyncio.to_thread(etcd_cluster.wait_healthy)
+        host, port = etcd_cluster.url(etcd_leader).split("//")[1].split(":")
+
+        async def quorus_seq() -> float:
+            return float((await load(cluster, leader, 1, args.pair_seconds))["p50_ms"])
+
+        async def etcd_seq() -> float:
+            latencies, _, _ = await etcd._conc_raw(host, int(port), args.pair_seconds, 1,
+                                                   VALUE.encode())
+            return float(etcd.lat_summary(latencies)["p50_ms"])
+
+        await load(cluster, leader, 4, 1.0)  # warm-up
+        await etcd._conc_raw(host, int(port), 1.0, 4, VALUE.encode())
+        pairs = []
+        for number in range(args.seq_pairs):
+            if number % 2 == 0:
+                q = await quorus_seq()
+                e = await etcd_seq()
+            else:
+                e = await etcd_seq()
+                q = await quorus_seq()
+            pairs.append({"quorus_p50_ms": q, "etcd_p50_ms": e, "ratio": round(q / e, 3)})
+            print("pair", number + 1, pairs[-1], "load", round(os.getloadavg()[0], 2), flush=True)
+    finally:
+        cluster.stop_all()
+        etcd_cluster.stop_all()
+    return {
+        "pairs": pairs,
+        "quorus_p50_ms_median": statistics.median(p["quorus_p50_ms"] for p in pairs),
+        "etcd_p50_ms_median": statistics.median(p["etcd_p50_ms"] for p in pairs),
+        "ratio_median": statistics.median(p["ratio"] for p in pairs),
+    }
+
+
 def run_peer(args: argparse.Namespace, script: str, base: Path) -> dict[str, Any] | None:
     if not args.peer_scripts:
         return None
@@ -233,8 +295,21 @@ def main() -> None:
     parser.add_argument("--skip-failover", action="store_true")
     parser.add_argument("--snapshot-mb", type=int, default=100, help="0 skips the snapshot test")
     parser.add_argument("--json")
+    parser.add_argument("--seq-pairs", type=int, default=0,
+                        help="only this many alternating Quorus/etcd sequential runs (needs "
+                             "--peer-scripts and httpx in this Python)")
+    parser.add_argument("--pair-seconds", type=float, default=3.0)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="quorus-raft-bench-"))
+    if args.seq_pairs:
+        if not args.peer_scripts:
+            parser.error("--seq-pairs needs --peer-scripts")
+        paired = asyncio.run(seq_pairs(args, base))
+        print("sequential p50, medians of", args.seq_pairs, "pairs:",
+              {k: v for k, v in paired.items() if k != "pairs"}, flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"seq_pairs": paired}, indent=2))
+        return
     result: dict[str, Any] = {"quorus": asyncio.run(quorus_run(args, base))}
     if args.snapshot_mb:
         result["quorus"]["snapshot"] = asyncio.run(snapshot_install(base, args.snapshot_mb))
