@@ -123,7 +123,9 @@ async def test_pause_resume_and_cancel_a_running_execution(
     (tmp_path / "in").mkdir()
     for i, name in enumerate(names):
         (tmp_path / "in" / f"{name}.bin").write_bytes(payload_bytes(400_000, seed=i))
-    (tmp_path / "wf.yaml").write_text(group(tmp_path, names, rate="400KB/s"))
+    # Slow enough (4 s a copy) that the pause, sent by a second CLI process right after the
+    # submission, lands while the first copy runs even on a loaded machine.
+    (tmp_path / "wf.yaml").write_text(group(tmp_path, names, rate="100KB/s"))
     cluster.start("c1")
     await cluster.leader()
     cluster.start_agent("a1")
