@@ -332,6 +332,17 @@ async def test_start_and_completion_in_one_read_are_recorded_in_order(tmp_path: 
         record = server.state.job(job.id)
         assert record is not None and record.state is JobState.COMPLETED
         assert record.started_at is not None and record.attempts[0].started_at is not None
+        # A start reported alone is proposed without stopping the link; the result that
+        # follows in a later read is applied after it.
+        second = await server.service.submit_job("/in/b", "/out/b", job_id="job-b")
+        assert getattr(from_wire(await framed.receive()), "job_id", None) == "job-b"
+        await framed.send(to_wire(Progress(second.id, 1, 1, 2, 1.0)))
+        await anyio.sleep(0.05)  # another read
+        await framed.send(to_wire(Completed(second.id, 1, 2, SHA, 0.1)))
+        assert from_wire(await framed.receive()) == ResultAck(second.id, 1, True, "")
+        done = server.state.job(second.id)
+        assert done is not None and done.state is JobState.COMPLETED
+        assert done.started_at is not None
         report = server.soft.reports["agent-1"]
         assert report.sequence == 2 and report.free_slots == 2 and "agent-1" in server.soft.reports
         assert server.group_commit.commands > server.group_commit.proposals - 1

@@ -482,10 +482,13 @@ class AgentLink:
             command = FailAttempt(job_id, action.agent_id, attempt, now,
                                   f"{failed.error_type}: {failed.message}", failed.retryable)
         wanted = self._start_wanted.pop(job_id, None)
+        if wanted is not None and wanted.attempt != attempt:  # another attempt's start
+            self._start_wanted[job_id] = wanted
+            wanted = None
         starting = self._started.pop(job_id, None)
         if starting is not None:
             await starting[1].wait()
-        if wanted is not None and wanted.attempt == attempt:
+        if wanted is not None:
             # The start came in the same read: both go together, the start first.
             started, outcome = await server.propose_all([wanted, command])
             if isinstance(started, ServiceError):

@@ -27,8 +27,11 @@ from anyio.abc import TaskStatus
 from quorus.core.consensus import ConsensusUnavailable
 from quorus.core.controller.commands import BUILTIN_COMMANDS, MAX_BATCH, Command, encode_batch
 
-#: The most encoded bytes in one batch (well below a consensus append's limit).
-MAX_BATCH_BYTES = 256 * 1024
+#: The most commands and encoded bytes in one batch: enough to make a consensus write cheap per
+#: command, small enough that applying one batch (on every node, in its event loop) stays
+#: short.
+MAX_COMMANDS = 128
+MAX_BATCH_BYTES = 128 * 1024
 #: Batches in flight at once.
 DEPTH = 4
 
@@ -79,7 +82,7 @@ class GroupCommit:
     result out). Until :meth:`run` runs, commands are proposed one by one, directly."""
 
     def __init__(self, propose: Callable[[bytes], Awaitable[Any]], *,
-                 max_commands: int = MAX_BATCH, max_bytes: int = MAX_BATCH_BYTES,
+                 max_commands: int = MAX_COMMANDS, max_bytes: int = MAX_BATCH_BYTES,
                  depth: int = DEPTH) -> None:
         if not 1 <= max_commands <= MAX_BATCH:
             raise ValueError(f"max_commands must be 1 to {MAX_BATCH}")
@@ -221,4 +224,4 @@ class GroupCommit:
             ticket.settle(outcome)
 
 
-__all__ = ["DEPTH", "MAX_BATCH_BYTES", "GroupCommit"]
+__all__ = ["DEPTH", "MAX_BATCH_BYTES", "MAX_COMMANDS", "GroupCommit"]
