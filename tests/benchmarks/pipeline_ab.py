@@ -7,9 +7,11 @@ medians of interleaved rounds compare):
 - ``pipeline``: :func:`quorus.core.engine.pipeline.pump` alone, in this process: 1 MiB chunks
   from memory, hashed and written to a local file (fsynced), the baseline's ``pipeline.py``
   loaded beside this checkout's. Wall seconds and CPU seconds (user + system, all threads).
-- ``transfer``: ``quorus transfer SOURCE`` as a user runs it, with the baseline's
-  ``quorus-core`` first on ``PYTHONPATH``, and this checkout's; with ``--url`` an HTTP source
-  (e.g. nginx on loopback serving a 1 GiB file), with ``curl -o`` as a third case.
+- ``transfer``: ``quorus transfer SOURCE`` as a user runs it, with a copy of this checkout's
+  ``quorus-core`` holding the baseline's ``pipeline.py`` first on ``PYTHONPATH``, and as it is;
+  with ``--url`` an HTTP source (e.g. nginx on loopback serving a 1 GiB file), with
+  ``curl -o`` as a third case. Both run on the same event loop (``QUORUS_UVLOOP`` is passed
+  through as set, so ``QUORUS_UVLOOP=0`` measures plain asyncio).
 
 Usage::
 
@@ -50,11 +52,16 @@ BLOCKS = [os.urandom(MIB) for _ in range(64)]
 
 
 def baseline_src(ref: str, into: Path) -> Path:
-    """The ``quorus-core/src`` of commit ``ref``, extracted under ``into``."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "quorus-core/src"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "quorus-core" / "src"
+    """This checkout's ``quorus-core/src`` copied under ``into``, with commit ``ref``'s
+    ``engine/pipeline.py`` in it: only the data path differs between the two cases."""
+    src = into / "baseline-src"
+    shutil.copytree(REPO / "quorus-core" / "src", src,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    relative = "quorus/core/engine/pipeline.py"
+    old = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:quorus-core/src/{relative}"],
+                         check=True, capture_output=True).stdout
+    (src / relative).write_bytes(old)
+    return src
 
 
 def load_pipeline(src: Path) -> ModuleType:
