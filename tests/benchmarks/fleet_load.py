@@ -36,6 +36,10 @@ Full scale::
 
     .venv/bin/python tests/benchmarks/fleet_load.py --agents 1000 --workers 2 --seconds 10 \\
         --rounds 5 --json fleet.json
+
+To compare two versions of the controller under the same load, ``--controller-path`` puts
+another checkout's source directories first on the controllers' ``PYTHONPATH`` (the generators
+and the submitter run this process's code); ``--controller-uvloop`` sets ``QUORUS_UVLOOP=1``.
 """
 
 from __future__ import annotations
