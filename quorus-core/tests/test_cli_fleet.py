@@ -205,7 +205,8 @@ def test_cancel_stops_a_running_job_and_watch_reports_it(fleet: Fleet) -> None:
 
 
 def test_agents_drain_lets_the_running_job_finish_then_deregisters(fleet: Fleet) -> None:
-    src, sha = fleet.source("slow.bin", 384 * 1024)
+    # 4 s at 256 KB/s: the drain, sent by a CLI process, lands while it runs on a loaded machine.
+    src, sha = fleet.source("slow.bin", 1024 * 1024)
     job_id = fleet.invoke("jobs", "submit", str(src), str(fleet.tmp / "o.bin"), "--bwlimit",
                           "256KB/s", "-o", "file.chunk_size=16384").output.strip()
     fleet.wait_until(lambda: fleet.job_state(job_id) is JobState.RUNNING)
