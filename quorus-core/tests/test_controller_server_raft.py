@@ -41,11 +41,18 @@ async def quorum(tmp_path: Path) -> AsyncIterator[list[ControllerServer]]:
             ))
             for name, peer in peers.items()
         ]
+        def settled() -> bool:
+            # One leader, and every member knows it (a follower that has not yet heard from
+            # a new leader answers 503 "no leader is known").
+            leaders = [s for s in servers if s.leading]
+            return len(leaders) == 1 and all(
+                s.backend.leader_id == leaders[0].settings.node_id for s in servers)
+
         for _ in range(500):
-            if sum(s.leading for s in servers) == 1:
+            if settled():
                 break
             await anyio.sleep(0.02)
-        assert sum(s.leading for s in servers) == 1, "no leader elected"
+        assert settled(), "no leader elected, or not known to every member"
         yield servers
 
 
