@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 from quorus.core import tls
-from quorus.core.agent import AgentConfig, AgentRuntime
+from quorus.core.agent import AgentConfig
 from quorus.core.agentproto import Backoff
 from quorus.core.auth import Principal
 from quorus.core.controller import JobOptions, JobState, agentlink
@@ -29,7 +28,13 @@ from quorus.core.controller.server import ControllerServer
 from quorus.core.controller.settings import ControllerSettings, split_address
 from quorus.core.errors import ConfigurationError
 from quorus.core.secrets import Secret
-from quorus.core.testing.controller import TOKEN, controller_address, running_controller
+from quorus.core.testing.controller import (
+    TOKEN,
+    controller_address,
+    eventually,
+    running_agent,
+    running_controller,
+)
 from quorus.core.testing.fixtures import payload_bytes
 from quorus.core.testing.pki import IssuedCertificate, TestCa
 from quorus.core.wire import FramedStream, Hello
@@ -67,23 +72,6 @@ def agent_config(server: ControllerServer, work: Path, *, ca: Path | None,
         tls_ca=str(ca) if ca else None, tls_cert=str(cert.cert) if cert else None,
         tls_key=str(cert.key) if cert else None, **more,
     )
-
-
-@asynccontextmanager
-async def running_agent(config: AgentConfig) -> AsyncIterator[AgentRuntime]:
-    runtime = AgentRuntime(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(runtime.run)
-        try:
-            yield runtime
-        finally:
-            runtime.stop("test over")
-
-
-async def eventually(condition: Any, within: float = 15.0) -> None:
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - bounded by fail_after
-            await anyio.sleep(0.02)
 
 
 def logged(caplog: pytest.LogCaptureFixture, logger: str, *fragments: str) -> bool:

@@ -5,9 +5,9 @@ on it, another tenant's never do."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
@@ -19,12 +19,21 @@ from quorus.core.controller import JobState
 from quorus.core.controller.server import ControllerServer
 from quorus.core.hooks import new_plugin_manager
 from quorus.core.secrets import Secret
-from quorus.core.testing.controller import TOKEN, controller_address, running_controller
+from quorus.core.testing.controller import (
+    TOKEN,
+    controller_address,
+    eventually,
+    running_agent,
+    running_controller,
+)
 from quorus.tenant import plugin
 from quorus.tenant.access.extension import AccessExtension
 from quorus.tenant.routes import TenantExtension
 
 pytestmark = pytest.mark.anyio
+
+#: These tests' waits are bounded at 20 s.
+wait = functools.partial(eventually, within=20.0)
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -38,13 +47,6 @@ def tenants(storage: Path) -> str:
     return "---\n".join([doc("hr", "dedicated"), doc("sales", "shared")])
 
 
-async def eventually(condition: object, within: float = 20.0) -> None:
-    assert callable(condition)
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - bounded by fail_after
-            await anyio.sleep(0.02)
-
-
 async def issue(admin: httpx.AsyncClient, name: str, tenant: str, role: str) -> str:
     assert (await admin.post("/v1/principals", json={"name": name, "tenant": tenant})
             ).status_code == 201
@@ -55,16 +57,11 @@ async def issue(admin: httpx.AsyncClient, name: str, tenant: str, role: str) -> 
     return str(issued.json()["token"])
 
 
-@asynccontextmanager
-async def agent(server: ControllerServer, work: Path, agent_id: str, token: str,
-                tenant: str) -> AsyncIterator[AgentRuntime]:
-    runtime = AgentRuntime(AgentConfig(
+def agent(server: ControllerServer, work: Path, agent_id: str, token: str,
+          tenant: str) -> AbstractAsyncContextManager[AgentRuntime]:
+    return running_agent(AgentConfig(
         controllers=(controller_address(server),), agent_id=agent_id, token=Secret(token),
         work_dir=work / agent_id, backoff=Backoff(initial=0.05, maximum=0.2), tenant=tenant))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(runtime.run)
-        yield runtime
-        runtime.stop("test over")
 
 
 async def test_a_dedicated_agent_registers_with_the_right_and_serves_only_its_tenant(
@@ -90,8 +87,8 @@ async def test_a_dedicated_agent_registers_with_the_right_and_serves_only_its_te
             async with agent(server, tmp_path, "hr-1", hr_admin, "hr"), \
                     agent(server, tmp_path, "rogue-1", hr_user, "hr"), \
                     agent(server, tmp_path, "stray-1", hr_admin, "sales"):
-                await eventually(lambda: "hr-1" in server.state.agents)
-                await eventually(lambda: sum(
+                await wait(lambda: "hr-1" in server.state.agents)
+                await wait(lambda: sum(
                     "may not register agents" in r.getMessage() for r in caplog.records) >= 2)
                 assert server.state.agents["hr-1"].tenant == "hr"
                 assert "rogue-1" not in server.state.agents  # transfer-user may not
@@ -102,7 +99,7 @@ async def test_a_dedicated_agent_registers_with_the_right_and_serves_only_its_te
                 sales_job = await server.service.submit_job(
                     str(storage / "sales" / "in" / "data.csv"),
                     str(storage / "sales" / "out.csv"), tenant="sales")
-                await eventually(lambda: server.state.jobs[hr_job.id].state.terminal)
+                await wait(lambda: server.state.jobs[hr_job.id].state.terminal)
                 done = server.state.jobs[hr_job.id]
                 assert done.state is JobState.COMPLETED
                 assert [a.agent_id for a in done.attempts] == ["hr-1"]

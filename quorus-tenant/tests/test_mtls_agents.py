@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,12 @@ from quorus.core.agentproto import Backoff
 from quorus.core.auth import Principal
 from quorus.core.controller import JobState
 from quorus.core.secrets import Secret
-from quorus.core.testing.controller import controller_address, running_controller
+from quorus.core.testing.controller import (
+    controller_address,
+    eventually,
+    running_agent,
+    running_controller,
+)
 from quorus.core.testing.fixtures import anyio_backend, payload_bytes
 from quorus.core.testing.pki import IssuedCertificate, TestCa
 from quorus.tenant.access.commands import BindRole, CreatePrincipal
@@ -46,21 +50,14 @@ def mtls(ca: TestCa, **options: Any) -> dict[str, Any]:
             "agent_auth_options": options}
 
 
-@asynccontextmanager
-async def agent(server: Any, work: Path, ca: TestCa, cert: IssuedCertificate, agent_id: str,
-                token: str | None = None) -> AsyncIterator[AgentRuntime]:
-    runtime = AgentRuntime(AgentConfig(
+def agent(server: Any, work: Path, ca: TestCa, cert: IssuedCertificate, agent_id: str,
+          token: str | None = None) -> AbstractAsyncContextManager[AgentRuntime]:
+    return running_agent(AgentConfig(
         controllers=(controller_address(server),), agent_id=agent_id,
         token=Secret(token) if token else None, work_dir=work,
         backoff=Backoff(initial=0.05, maximum=0.2), tls_ca=str(ca.ca_file),
         tls_cert=str(cert.cert), tls_key=str(cert.key),
     ))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(runtime.run)
-        try:
-            yield runtime
-        finally:
-            runtime.stop("test over")
 
 
 async def may_register(server: Any, name: str, tenant: str = "default") -> None:
@@ -69,12 +66,6 @@ async def may_register(server: Any, name: str, tenant: str = "default") -> None:
     now = time.time()
     await server.service.propose(CreatePrincipal(name, "service-account", tenant, now))
     await server.service.propose(BindRole(name, "transfer-admin", tenant, now))
-
-
-async def eventually(condition: Any, within: float = 15.0) -> None:
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - bounded by fail_after
-            await anyio.sleep(0.02)
 
 
 async def test_the_agent_is_the_principal_its_certificate_names(tmp_path: Path, ca: TestCa

@@ -6,6 +6,7 @@ another tenant's storage fails on the agent before a byte is written; the tenant
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,10 +19,19 @@ from quorus.core.agentproto import Assign, Backoff
 from quorus.core.controller import JobState
 from quorus.core.controller.server import ControllerServer
 from quorus.core.secrets import Secret
-from quorus.core.testing.controller import TOKEN, controller_address, running_controller
+from quorus.core.testing.controller import (
+    TOKEN,
+    controller_address,
+    eventually,
+    running_agent,
+    running_controller,
+)
 from quorus.tenant.commands import ApplyTenants
 
 pytestmark = pytest.mark.anyio
+
+#: These tests' waits are bounded at 20 s.
+wait = functools.partial(eventually, within=20.0)
 
 
 def tenants(root: Path) -> str:
@@ -36,13 +46,6 @@ spec:
     networking:
       allowedDestinations: ["{root}/acme"]
 """
-
-
-async def eventually(condition: object, within: float = 20.0) -> None:
-    assert callable(condition)
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - bounded by fail_after
-            await anyio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -68,11 +71,9 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             return await attempt(assign, progressed)  # type: ignore[arg-type]
 
         runtime._attempt = recording  # type: ignore[method-assign]
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(runtime.run)
-            await eventually(lambda: runtime.controller_id is not None)
+        async with running_agent(runtime):
+            await wait(lambda: runtime.controller_id is not None)
             yield server, seen
-            runtime.stop("test over")
 
 
 async def test_a_planted_link_is_refused_on_the_agent_and_the_cap_applied(
@@ -94,7 +95,7 @@ async def test_a_planted_link_is_refused_on_the_agent_and_the_cap_applied(
             fine = await server.service.submit_job(
                 str(acme / "in" / "report.csv"), str(acme / "copies" / "report.csv"),
                 tenant="acme")
-            await eventually(lambda: server.state.jobs[escaped.id].state.terminal
+            await wait(lambda: server.state.jobs[escaped.id].state.terminal
                              and server.state.jobs[fine.id].state.terminal)
             failed = server.state.jobs[escaped.id]
             done = server.state.jobs[fine.id]

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from quorus.core.agentproto import (
@@ -46,7 +46,32 @@ from quorus.core.secrets import Secret
 from quorus.core.testing.fixtures import free_port
 from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
 
+if TYPE_CHECKING:
+    from quorus.core.agent import AgentConfig, AgentRuntime
+
 TOKEN = "controller-test-token"
+
+
+@asynccontextmanager
+async def running_agent(agent: AgentConfig | AgentRuntime) -> AsyncIterator[AgentRuntime]:
+    """A real agent runtime (built from ``agent`` when it is a config) running in the current
+    event loop until the block ends, when it is stopped."""
+    from quorus.core.agent import AgentRuntime
+
+    runtime = agent if isinstance(agent, AgentRuntime) else AgentRuntime(agent)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runtime.run)
+        try:
+            yield runtime
+        finally:
+            runtime.stop("test over")
+
+
+async def eventually(condition: Callable[[], object], within: float = 15.0) -> None:
+    """Poll ``condition`` every 20 ms until it is true; ``TimeoutError`` after ``within`` s."""
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - bounded by fail_after
+            await anyio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -244,6 +269,8 @@ __all__ = [
     "TOKEN",
     "ScriptedAgent",
     "controller_address",
+    "eventually",
+    "running_agent",
     "running_controller",
     "sha256_of",
     "with_settings",
