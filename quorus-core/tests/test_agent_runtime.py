@@ -366,3 +366,34 @@ async def test_an_attempt_that_moved_while_away_is_aborted_and_the_next_one_comp
     assert c1.job(job_id).sha256 == sha
     assert hashlib.sha256(dst.read_bytes()).hexdigest() == sha
     assert leftovers(dst.parent) == []
+
+
+async def test_a_connection_made_as_the_agent_stops_is_closed_not_left_to_the_collector(
+    tmp_path: Path,
+) -> None:
+    """A connect that completes just after a stop was asked queues its connection behind the
+    stop: the runtime closes it on the way out (an unclosed socket otherwise warns later)."""
+    from quorus.core.agent.runtime import _Connected
+
+    accepted: list[anyio.abc.SocketStream] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    config = config_for(tmp_path, ControllerAddress("c1", f"127.0.0.1:{free_port()}"))
+    runtime = AgentRuntime(config)
+
+    async def keep(stream: anyio.abc.SocketStream) -> None:
+        accepted.append(stream)
+
+    with anyio.fail_after(10):
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, keep)
+            late = await anyio.connect_tcp("127.0.0.1", port)
+            await _wait(lambda: bool(accepted))
+            tg.start_soon(runtime.run)
+            runtime.stop("test over")
+            runtime._post(_Connected(runtime._generation, FramedStream(late)))
+            async with accepted[0]:
+                with pytest.raises(anyio.EndOfStream):
+                    await accepted[0].receive()
+            tg.cancel_scope.cancel()
+    assert runtime.stopped == "test over"

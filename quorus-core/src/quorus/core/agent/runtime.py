@@ -252,11 +252,23 @@ class AgentRuntime:
                     await confined.aclose()
                     await file_protocol.aclose()  # given to the engine, so not closed by it
                 self._confined.clear()
-            self._events.close()
+                self._events.close()
+                await self._discard_pending()
             self._inbox.close()
         reason = self.stopped or "cancelled"
         log.info("agent %s stopped: %s", self.config.agent_id, reason)
         return reason
+
+    async def _discard_pending(self) -> None:
+        """Close the connections of events the driver never got to (one made just as the agent
+        stopped), so that no socket is left for the garbage collector."""
+        while True:
+            try:
+                event = self._inbox.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+            if isinstance(event, _Connected):
+                await event.framed.aclose()
 
     async def _next(self) -> None:
         """Wait for one event or the session's next deadline, and handle it."""
