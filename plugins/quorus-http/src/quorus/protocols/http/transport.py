@@ -26,6 +26,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 import anyio
 import httpcore
 import httpx
+from quorus.protocols.http.sockets import SocketStream, connect_tcp
 
 #: Bytes asked for per socket receive (TLS still delivers one record, 16 KiB, at a time).
 READ_SIZE = 1024 * 1024
@@ -138,8 +139,15 @@ class LargeReadStream(httpcore.AsyncNetworkStream):
         self._at_body = False
         return True
 
+    @property
+    def fills(self) -> bool:
+        """Whether :meth:`read_body` fills its ``max_bytes`` (in a worker thread) rather than
+        returning what one receive gives."""
+        return isinstance(self._stream, SocketStream)
+
     async def read_body(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Up to ``max_bytes`` raw body bytes (stashed first), ``b""`` at end of stream.
+        """Up to ``max_bytes`` raw body bytes (stashed first), ``b""`` at end of stream
+        (all ``max_bytes`` unless the body ends or stalls first, when :attr:`fills`).
 
         Failures are httpx's: :class:`httpx.ReadTimeout`, :class:`httpx.ReadError`.
         """
@@ -152,6 +160,8 @@ class LargeReadStream(httpcore.AsyncNetworkStream):
             return data[:max_bytes]
         with _mapped_exceptions():
             try:
+                if isinstance(self._stream, SocketStream):
+                    return await self._stream.fill(max_bytes, timeout)
                 return await self._stream.read(max_bytes, timeout)
             except anyio.EndOfStream:
                 return b""
@@ -204,7 +214,8 @@ def direct_body(response: httpx.Response) -> LargeReadStream | None:
 
 
 class _LargeReadBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's anyio backend (asyncio and trio alike) with :class:`LargeReadStream`."""
+    """TCP connections of the protocol's own (:mod:`~quorus.protocols.http.sockets`), Unix
+    sockets through httpcore's anyio backend, each as a :class:`LargeReadStream`."""
 
     def __init__(self) -> None:
         self._backend = httpcore.AnyIOBackend()
@@ -217,8 +228,9 @@ class _LargeReadBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
-        return LargeReadStream(stream)
+        return LargeReadStream(
+            await connect_tcp(host, port, timeout, local_address, socket_options)
+        )
 
     async def connect_unix_socket(
         self,
