@@ -42,6 +42,7 @@ from quorus.core.agent.config import (
 )
 from quorus.core.agent.runtime import AgentRuntime
 from quorus.core.agentproto import AgentLocation
+from quorus.core.allocator import tune_for_streaming
 from quorus.core.errors import ConfigurationError
 from quorus.core.secrets import Secret, resolve_secret
 from quorus.core.units import parse_duration, parse_rate
@@ -179,6 +180,7 @@ def main(
     verbose: int,
 ) -> None:
     """Run a Quorus transfer agent."""
+    tune_for_streaming()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -16,6 +16,7 @@ from typing import Any, NoReturn, cast
 
 import click
 from quorus.core import eventloop
+from quorus.core.allocator import tune_for_streaming
 from quorus.core.cli.options import parse_protocol_options
 from quorus.core.cli.progress import progress_display
 from quorus.core.engine import (
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> Any:
     # record of the same failure would only repeat it. Retry warnings still show. Installed
     # here, in the process's entry point, rather than in the command group, so that invoking
     # the group in-process (tests, embedding) leaves the logging of its host alone.
+    tune_for_streaming()
     transfer_log = logging.getLogger("quorus.transfer")
     if _drop_transfer_errors not in transfer_log.filters:
         transfer_log.addFilter(_drop_transfer_errors)

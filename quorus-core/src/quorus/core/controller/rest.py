@@ -356,7 +356,10 @@ def create_app(server: "ControllerServer") -> ASGIApp:
     registry.register(_StateCollector(server))
     bearer = HTTPBearer(auto_error=False, description="the controller's token")
 
-    def principal(
+    # A coroutine, so FastAPI runs it on the event loop: a plain function would cost every
+    # request a worker-thread round trip, for checks that take microseconds (a comparison and,
+    # for API tokens, one SHA-256 of the token).
+    async def principal(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:

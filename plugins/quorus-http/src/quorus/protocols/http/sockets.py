@@ -25,6 +25,7 @@ import os
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -240,13 +241,36 @@ class SocketStream(httpcore.AsyncNetworkStream):
             self._reading = True
             self._left.clear()
         try:
-            return self._receive(size, timeout)
+            if isinstance(self._sock, ssl.SSLSocket):
+                return self._receive(size, timeout)
+            return self._receive_all(size, timeout)
         finally:
             with self._lock:
                 self._reading = False
                 self._left.set()
 
+    def _receive_all(self, size: int, timeout: float | None) -> bytes:
+        """Plain TCP: one blocking ``recv(MSG_WAITALL)``, bounded by ``SO_RCVTIMEO``, so the
+        kernel copies the chunk straight into the bytes object handed on, in one system call
+        (against one call per socket-buffer's worth and a copy out of a buffer: ~0.1 s of CPU
+        per GiB). It returns less than ``size`` at the end of the stream, on the timeout, or
+        when a signal interrupts it once some bytes arrived."""
+        sock = self._sock
+        seconds = 0.0 if timeout is None else max(timeout, 0.001)  # 0: no time limit
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000)))
+        sock.setblocking(True)
+        try:
+            return sock.recv(size, socket.MSG_WAITALL)
+        except BlockingIOError:  # the timeout passed with nothing received
+            raise TimeoutError(f"no data for {timeout:g} s") from None
+        finally:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 0))
+
     def _receive(self, size: int, timeout: float | None) -> bytes:
+        """TLS: ``recv_into`` one buffer until it is full (TLS delivers a record at a time,
+        and the socket stays non-blocking for the TLS layer), polling when nothing is there."""
         sock = self._sock
         buffer = bytearray(size)
         view = memoryview(buffer)
