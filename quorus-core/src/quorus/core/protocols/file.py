@@ -214,10 +214,13 @@ class FileWriteStream(WriteStream):
 
 #: The most one ``write`` call hands the kernel. Linux (6.x, ext4 with large folios) backs a
 #: large write with large page-cache folios, and on the virtual machines measured here those
-#: cost far more to allocate: writing 1 GiB from page-cache-cold memory took 2.4-2.6 s of
-#: system time in 1 MiB or 2 MiB writes, 0.26-0.43 s in 512 KiB writes and 0.18-0.20 s in
-#: 128-256 KiB writes. Four system calls per MiB cost nothing next to that.
-WRITE_SLICE = 256 * 1024
+#: are far costlier to fill: free high-order memory is what the guest has handed back to the
+#: host, so every page of it faults again on first touch. Writing 1 GiB from Python took
+#: 2.4-2.6 s of system time in 1 MiB writes, 0.2 s in 64-256 KiB writes. A whole 1 GiB HTTP
+#: download right after another tool had written and deleted a 1 GiB file spent 1.5-2.8 s
+#: of system time with 128-256 KiB writes, 0.56-0.66 s with 64 KiB ones. The 16,384 system
+#: calls per GiB this costs are a few hundredths of a second.
+WRITE_SLICE = 64 * 1024
 
 
 def _write_all(fd: int, data: bytes) -> None:

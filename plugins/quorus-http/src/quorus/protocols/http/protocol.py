@@ -67,7 +67,7 @@ class HttpProtocol(TransferProtocol):
     mapping; values may be references), ``ca_bundle`` (PEM file of trusted CAs), ``verify``
     (default true), ``timeout`` and ``connect_timeout`` (seconds), ``max_redirects``
     (default 5), ``upload_method`` (PUT or POST), ``webdav`` (rename, delete, makedirs and
-    listing through WebDAV methods) and ``chunk_size`` (default 1 MiB).
+    listing through WebDAV methods) and ``chunk_size`` (default 2 MiB).
     """
 
     schemes = ("http", "https")

@@ -232,13 +232,9 @@ class HttpReadStream(ReadStream):
         """
         size = 0
         while size < limit and self._wire:
-            # Whatever the socket has, up to READ_SIZE, but not past the body nor past
-            # `skip` + `length`. Reads are not cut to make chunks of exactly `limit`: on
-            # the 2-core benchmark VM, exact 1 MiB chunks (so 1 MiB-aligned file writes)
-            # made the destination's writes far costlier in kernel time, often (1 GiB:
-            # median 1.52 s against 1.29 s in-process, 6 runs each).
-            # A connection that fills its reads (in a worker thread) is asked for the rest
-            # of the chunk at once: one thread hop per chunk.
+            # The rest of the chunk from a connection that fills its reads (in a worker
+            # thread: one hop per chunk); otherwise whatever the socket has, up to
+            # READ_SIZE. Never past the body nor past `skip` + `length`.
             want = min(self._wire, limit - size if connection.fills else READ_SIZE)
             if self._remaining is not None:
                 want = min(want, self._skip + self._remaining - size)

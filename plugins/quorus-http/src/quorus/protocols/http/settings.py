@@ -24,7 +24,11 @@ from quorus.protocols.http.transport import LargeReadTransport
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SIZE = 1024 * 1024
+#: Bytes per chunk handed to the engine. 2 MiB rather than the engine's usual 1 MiB: half the
+#: per-chunk hand-offs on a fast link (1 GiB over loopback, 4 interleaved runs each: median
+#: 1.02 s against 1.26 s, peak resident memory 62 MiB against 53 MiB; 4 MiB gave 1.06 s and
+#: 83 MiB).
+DEFAULT_CHUNK_SIZE = 2 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_REDIRECTS = 5
