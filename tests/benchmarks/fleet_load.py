@@ -53,6 +53,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -850,10 +851,21 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             rss_before_jobs = quorum.rss_kib(leader)
             submitter = Submitter(quorum, "job", args.http_concurrency)
             submitter.target = leader
+            profiler = None
+            if args.profile_leader:  # py-spy on the leader for the submission phase
+                spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+                profiler = await anyio.open_process(
+                    [spy, "record", "--nonblocking", "-r", "200", "-f", "raw",
+                     "-d", str(max(1, int(args.seconds))), "-o", str(args.profile_leader),
+                     "-p", str(quorum.procs[leader].pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             before = await fleet.snap()
             meter.start(before)
             first_sent = time.monotonic()
             await submitter.run(args.seconds, args.job_rate)
+            if profiler is not None:
+                with anyio.fail_after(30):
+                    await profiler.wait()
             submit_wall = time.monotonic() - first_sent
             acked = len(submitter.log.acked)
             jobs, settle = await wait_settled(quorum, leader, acked, 60 + acked / 100)
@@ -1103,6 +1115,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--controller-uvloop", action="store_true",
                         help="run the controllers on uvloop (QUORUS_UVLOOP=1)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--profile-leader", type=Path, metavar="FILE",
+                        help="record the leader with py-spy during the job submissions "
+                             "(collapsed stacks, py-spy's raw format)")
     parser.add_argument("--keep", type=Path,
                         help="keep the controllers' data, configs and logs in this directory")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
