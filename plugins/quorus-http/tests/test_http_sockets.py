@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import anyio
+import anyio.lowlevel
 import httpcore
 import pytest
 from quorus.core.testing import payload_bytes
@@ -145,3 +146,26 @@ async def test_connect_reaches_a_listener_and_reports_a_refusal_clearly() -> Non
         await connect_tcp("127.0.0.1", free_port(), timeout=5)
     with pytest.raises(httpcore.ConnectError):
         await connect_tcp("no-such-host.invalid", 80, timeout=5)
+
+
+async def test_reads_and_writes_that_never_wait_still_let_other_tasks_run() -> None:
+    with pair() as (stream, peer):
+        peer.sendall(b"x" * 100_000)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            await anyio.lowlevel.checkpoint()
+            before = ticks
+            for _ in range(50):
+                assert await stream.read(1000, timeout=5)  # the data is already there
+                await stream.write(b"y" * 100, timeout=5)  # the buffer has room
+            assert ticks - before >= 50
+            tg.cancel_scope.cancel()
+        await stream.aclose()

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 import anyio
+import anyio.lowlevel
 import httpcore
 
 #: How long closing a stream waits for a worker-thread read it woke to leave the socket.
@@ -115,25 +116,36 @@ class SocketStream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._check_intact(httpcore.ReadError)
         with _raising(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
+            waited = False
             while True:
                 try:
-                    return self._sock.recv(max_bytes)
+                    data = self._sock.recv(max_bytes)
                 except _WANT_READ:
                     await anyio.wait_readable(self._sock)
                 except _WANT_WRITE:
                     await anyio.wait_writable(self._sock)
+                else:
+                    if not waited:  # a stream that always has data must still let others run
+                        await anyio.lowlevel.checkpoint()
+                    return data
+                waited = True
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._check_intact(httpcore.WriteError)
         view = memoryview(buffer)
         with _raising(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
+            waited = False
             while view:
                 try:
                     view = view[self._sock.send(view):]
                 except (BlockingIOError, ssl.SSLWantWriteError):
                     await anyio.wait_writable(self._sock)
+                    waited = True
                 except ssl.SSLWantReadError:
                     await anyio.wait_readable(self._sock)
+                    waited = True
+            if not waited:  # as in read()
+                await anyio.lowlevel.checkpoint()
 
     async def start_tls(
         self,
