@@ -44,38 +44,6 @@ class ChunkReader(ReadStream):
         pass
 
 
-class RecordingWriter(WriteStream):
-    """Writes with blocking calls into a list; ``on_write`` runs first in the writing thread."""
-
-    def __init__(self, on_write: Callable[[int], None] | None = None) -> None:
-        self.chunks: list[bytes] = []
-        self.threads: set[int] = set()
-        self._on_write = on_write
-        self._finished = False
-
-    def _write(self, data: bytes) -> None:
-        self.threads.add(threading.get_ident())
-        if self._on_write is not None:
-            self._on_write(len(self.chunks))
-        self.chunks.append(data)
-
-    def thread_writer(self) -> Callable[[bytes], None]:
-        return self._write
-
-    async def write(self, data: bytes) -> None:
-        raise AssertionError("a writer with a thread_writer is written from a thread")
-
-    async def commit(self) -> None:
-        self._finished = True
-
-    async def abort(self) -> None:
-        self._finished = True
-
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
-
 class AsyncWriter(WriteStream):
     """An asynchronous writer (network destinations have no thread writer)."""
 
@@ -96,6 +64,27 @@ class AsyncWriter(WriteStream):
     @property
     def finished(self) -> bool:
         return self._finished
+
+
+class RecordingWriter(AsyncWriter):
+    """Writes with blocking calls into a list; ``on_write`` runs first in the writing thread."""
+
+    def __init__(self, on_write: Callable[[int], None] | None = None) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+        self._on_write = on_write
+
+    def _write(self, data: bytes) -> None:
+        self.threads.add(threading.get_ident())
+        if self._on_write is not None:
+            self._on_write(len(self.chunks))
+        self.chunks.append(data)
+
+    def thread_writer(self) -> Callable[[bytes], None]:
+        return self._write
+
+    async def write(self, data: bytes) -> None:
+        raise AssertionError("a writer with a thread_writer is written from a thread")
 
 
 def make_chunks(count: int, size: int = 64 * 1024) -> list[bytes]:
