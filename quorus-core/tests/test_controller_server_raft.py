@@ -136,3 +136,29 @@ async def test_a_follower_forwards_reads_so_the_leaders_view_of_agents_is_shown(
         assert listing.status_code == 200, listing.text
         assert [a["connected"] for a in listing.json()["agents"]] == [True]
         agent.kill()
+
+
+async def test_a_follower_forwards_a_batch_and_the_leader_answers_each_job(
+    quorum: list[ControllerServer],
+) -> None:
+    leader = next(s for s in quorum if s.leading)
+    follower = next(s for s in quorum if not s.leading)
+    jobs = [{"id": f"fb-{n}", "source": f"/in/{n}", "destination": f"/out/{n}"}
+            for n in range(30)]
+    jobs[3] = {"id": "fb-3", "source": "rel", "destination": "/b"}
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+        url = f"http://{follower.settings.listen_http}/v1/jobs/batch"
+        answer = await client.post(url, json={"jobs": jobs})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["submitted"] == 29 and body["refused"] == 1
+        assert body["results"][3]["status"] == 400
+        assert body["results"][3]["error"] == "invalid-request"
+        assert sorted(leader.state.jobs) == sorted(j["id"] for i, j in enumerate(jobs) if i != 3)
+        # The same batch again, through the follower: the same jobs, none queued twice.
+        again = (await client.post(url, json={"jobs": jobs})).json()
+        assert [r["status"] for r in again["results"]] == [r["status"] for r in body["results"]]
+        assert len(leader.state.jobs) == 29
+        unauthorized = await client.post(url, json={"jobs": jobs},
+                                         headers={"Authorization": "Bearer x"})
+        assert unauthorized.status_code == 401

@@ -18,7 +18,7 @@ refused.
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Query, Request
@@ -29,15 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.auth import Principal
-from quorus.core.controller.model import (
-    AgentState,
-    JobOptions,
-    JobPlacement,
-    JobState,
-    LabelRequirement,
-    RetryPolicy,
-    Site,
-)
+from quorus.core.controller.model import AgentState, JobState
 from quorus.core.controller.results import RejectCode
 from quorus.core.controller.service import (
     CommandRefused,
@@ -49,6 +41,13 @@ from quorus.core.controller.service import (
     ServiceError,
     Unavailable,
     page_json,
+)
+from quorus.core.controller.submissions import (
+    ID_PATTERN,
+    BatchAnswer,
+    JobBatch,
+    JobSubmission,
+    submit_batch,
 )
 from quorus.core.errors import InvalidURIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,43 +61,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+_ID = ID_PATTERN
 
 
 # -- request bodies ------------------------------------------------------------------------------
-
-
-class SiteBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    region: str | None = None
-    datacenter: str | None = None
-    zone: str | None = None
-
-    def site(self) -> Site:
-        return Site(self.region, self.datacenter, self.zone)
-
-
-class JobSubmission(BaseModel):
-    """A transfer to run on the fleet. ``source`` and ``destination`` are URIs (or absolute
-    paths for ``file``); ``id`` makes the submission safe to retry."""
-
-    model_config = ConfigDict(extra="forbid")
-    source: str = Field(min_length=1, max_length=8192)
-    destination: str = Field(min_length=1, max_length=8192)
-    id: str | None = Field(default=None, min_length=1, max_length=256, pattern=_ID)
-    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
-    checksum: str | None = Field(default=None, pattern=r"^sha256:[0-9a-fA-F]{64}$")
-    expected_size: int | None = Field(default=None, ge=0)
-    overwrite: Literal["fail", "overwrite", "skip-same"] = "fail"
-    bandwidth_mbps: float | None = Field(default=None, gt=0)
-    protocol_options: dict[str, str] = Field(default_factory=dict)
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    affinity: list[str] = Field(default_factory=list, max_length=32)
-    anti_affinity: list[str] = Field(default_factory=list, max_length=32)
-    required_site: SiteBody | None = None
-    preferred_site: SiteBody | None = None
-    tenant: str = Field(default="default", min_length=1, max_length=128, pattern=_ID)
-    namespace: str = Field(default="default", min_length=1, max_length=128, pattern=_ID)
 
 
 class CancelBody(BaseModel):
@@ -120,13 +86,6 @@ class MemberBody(BaseModel):
 class LeaderBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     node_id: str = Field(min_length=1, max_length=64, pattern=_ID)
-
-
-def _labels(texts: list[str]) -> tuple[LabelRequirement, ...]:
-    try:
-        return tuple(LabelRequirement.parse(t) for t in texts)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -186,24 +145,36 @@ _REFUSAL_STATUS = {RejectCode.QUOTA_EXCEEDED: 429, RejectCode.ADMISSION_DENIED: 
 
 
 def _service_error(request: Request, exc: Exception) -> Response:
+    status, body, headers = _error_parts(exc)
+    return JSONResponse(body, status, headers=headers)
+
+
+def _error_parts(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The status, the JSON body and the headers the API answers ``exc`` with."""
+    def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+              **extra: Any) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+        return status, {"error": code, "message": message, **extra}, headers
+
     if isinstance(exc, Unauthorized):
-        return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+        return error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
     if isinstance(exc, CommandRefused):
         status = _REFUSAL_STATUS.get(exc.rejected.code, 409)
         details = dict(exc.rejected.details)
-        return _error(status, str(exc.rejected.code), str(exc),
-                      **({"details": details} if details else {}))
+        return error(status, str(exc.rejected.code), str(exc),
+                     **({"details": details} if details else {}))
     if isinstance(exc, ResourceNotFound):
-        return _error(404, "not-found", str(exc))
+        return error(404, "not-found", str(exc))
     if isinstance(exc, Forbidden):
-        return _error(403, "forbidden", str(exc))
+        return error(403, "forbidden", str(exc))
     if isinstance(exc, InvalidRequest | InvalidURIError):
-        return _error(400, "invalid-request", str(exc))
+        return error(400, "invalid-request", str(exc))
     if isinstance(exc, NotSupported):
-        return _error(501, "not-supported", str(exc))
+        return error(501, "not-supported", str(exc))
+    if isinstance(exc, LeaderElsewhere):
+        return error(503, "no-leader", str(exc), {"Retry-After": "1"}, leader=exc.leader_id)
     if isinstance(exc, Unavailable):
-        return _error(503, "unavailable", str(exc), headers={"Retry-After": "1"})
-    return _error(500, "internal", f"{type(exc).__name__}: {exc}")
+        return error(503, "unavailable", str(exc), {"Retry-After": "1"})
+    return error(500, "internal", f"{type(exc).__name__}: {exc}")
 
 
 def _validation_error(request: Request, exc: Exception) -> Response:
@@ -415,23 +386,35 @@ def create_app(server: "ControllerServer") -> ASGIApp:
     async def submit_job(body: JobSubmission, caller: Caller) -> dict[str, Any]:
         """Queue a transfer job."""
         service.authorize(caller, "jobs.submit", body.tenant, body.namespace)
+        request = body.request(caller.name)
         job = await service.submit_job(
-            body.source, body.destination, job_id=body.id,
-            options=JobOptions(
-                checksum=body.checksum.lower() if body.checksum else None,
-                expected_size=body.expected_size, overwrite=body.overwrite,
-                bandwidth_mbps=body.bandwidth_mbps, protocol_options=body.protocol_options,
-            ),
-            priority=body.priority,
-            placement=JobPlacement(
-                affinity=_labels(body.affinity), anti_affinity=_labels(body.anti_affinity),
-                required_site=body.required_site.site() if body.required_site else None,
-                preferred_site=body.preferred_site.site() if body.preferred_site else None,
-            ),
-            retry=RetryPolicy(body.max_attempts),
-            submitted_by=caller.name, tenant=body.tenant, namespace=body.namespace,
+            request.source, request.destination, job_id=request.job_id,
+            options=request.options, priority=request.priority, placement=request.placement,
+            retry=request.retry, submitted_by=request.submitted_by, tenant=request.tenant,
+            namespace=request.namespace,
         )
         return service.job_view(job)
+
+    @app.post("/v1/jobs/batch", tags=["jobs"], response_model=None,
+              responses={200: {"model": BatchAnswer}})
+    async def submit_jobs(body: JobBatch, caller: Caller) -> Response:
+        """Queue up to 1,000 transfer jobs at once, each admitted exactly as
+        ``POST /v1/jobs`` admits one, proposed together. Answers 200 whenever the batch was
+        read, with one result per job in order: ``status`` 201 and the job, or the status and
+        error a single submission would have got (400, 403, 409, 429, 503). One refused job
+        does not stop the others; a body that does not fit is refused whole (413, 422)."""
+        results: list[dict[str, Any]] = []
+        submitted = 0
+        for index, outcome in enumerate(await submit_batch(service, caller, body)):
+            if isinstance(outcome, ServiceError):
+                status, error, _ = _error_parts(outcome)
+                results.append({"index": index, "status": status, **error})
+            else:
+                submitted += 1
+                results.append({"index": index, "status": 201,
+                                "job": service.job_view(outcome)})
+        return JSONResponse({"results": results, "submitted": submitted,
+                             "refused": len(results) - submitted})
 
     @app.get("/v1/jobs", tags=["jobs"])
     async def list_jobs(

@@ -18,8 +18,8 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from quorus.core.auth import Principal
@@ -119,6 +119,11 @@ class ControllerRuntime(Protocol):
         """Replicate ``command``; raise :class:`CommandRefused`, :class:`LeaderElsewhere` or
         :class:`Unavailable`."""
 
+    async def propose_all(self, commands: Sequence[Command]) -> list[Applied | ServiceError]:
+        """Replicate ``commands`` in order, in as few consensus writes as they fit; each one's
+        result, or the error :meth:`propose` would have raised for it, in its place."""
+        ...
+
     async def push_drain(self, agent_id: str, grace: float) -> None:
         """Tell a connected agent to drain (nothing when it is not connected here)."""
 
@@ -126,6 +131,24 @@ class ControllerRuntime(Protocol):
                       namespace: str | None) -> str | None:
         """Why ``principal`` may not do ``action`` in ``tenant``/``namespace``, or ``None``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One transfer to queue, as :meth:`ControllerService.submit_jobs` takes it (the
+    arguments of :meth:`ControllerService.submit_job`). Without ``job_id`` the job gets a
+    fresh one."""
+
+    source: str
+    destination: str
+    job_id: str | None = None
+    options: JobOptions = field(default_factory=JobOptions)
+    priority: int = 0
+    placement: JobPlacement = field(default_factory=JobPlacement)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    submitted_by: str = ""
+    tenant: str = DEFAULT_TENANT
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,17 +291,63 @@ class ControllerService:
     ) -> JobRecord:
         """Queue a transfer; resubmitting the same job under the same ``job_id`` is a no-op
         that returns the job (so a client may retry a submission it is unsure of)."""
-        try:
-            command = SubmitJob.new(
-                source, destination, job_id=job_id or f"job-{uuid.uuid4().hex}",
-                at=self._clock(), options=options or JobOptions(), priority=priority,
-                placement=placement or JobPlacement(), retry=retry or RetryPolicy(),
-                submitted_by=submitted_by, tenant=tenant, namespace=namespace,
-            )
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+        command = self._submission(JobRequest(
+            source, destination, job_id=job_id, options=options or JobOptions(),
+            priority=priority, placement=placement or JobPlacement(),
+            retry=retry or RetryPolicy(), submitted_by=submitted_by, tenant=tenant,
+            namespace=namespace,
+        ))
         applied = await self.runtime.propose(command)
         return applied.jobs[0] if applied.jobs else self._job(command.job_id)
+
+    async def submit_jobs(self, requests: Sequence[JobRequest]
+                          ) -> list[JobRecord | ServiceError]:
+        """Queue several transfers at once, each exactly as :meth:`submit_job` would (the
+        same checks, the state modules' admission, the same idempotent ``job_id``), proposed
+        together so they take few consensus writes. Each one's job, or the error that refused
+        it, in its place: one refusal does not stop the others.
+
+        Raises :class:`LeaderElsewhere` when this node does not lead (every proposal came
+        back with it), so the API forwards the whole request as it does a single one."""
+        outcomes: list[JobRecord | ServiceError | None] = [None] * len(requests)
+        commands: list[SubmitJob] = []
+        places: list[int] = []
+        for place, request in enumerate(requests):
+            try:
+                commands.append(self._submission(request))
+            except InvalidRequest as exc:
+                outcomes[place] = exc
+                continue
+            places.append(place)
+        applied = await self.runtime.propose_all(commands) if commands else []
+        if applied and all(isinstance(a, LeaderElsewhere) for a in applied):
+            first = applied[0]
+            assert isinstance(first, LeaderElsewhere)
+            raise first
+        for place, command, outcome in zip(places, commands, applied, strict=True):
+            if isinstance(outcome, ServiceError):
+                outcomes[place] = outcome
+            elif outcome.jobs:
+                outcomes[place] = outcome.jobs[0]
+            else:
+                outcomes[place] = self._job(command.job_id)
+        return [o for o in outcomes if o is not None]
+
+    def _submission(self, request: JobRequest) -> SubmitJob:
+        """The command for ``request``; :class:`InvalidRequest` says what is wrong with it."""
+        from quorus.core.errors import InvalidURIError
+
+        try:
+            return SubmitJob.new(
+                request.source, request.destination,
+                job_id=request.job_id or f"job-{uuid.uuid4().hex}", at=self._clock(),
+                options=request.options, priority=request.priority,
+                placement=request.placement, retry=request.retry,
+                submitted_by=request.submitted_by, tenant=request.tenant,
+                namespace=request.namespace,
+            )
+        except (ValueError, InvalidURIError) as exc:
+            raise InvalidRequest(str(exc)) from None
 
     async def get_job(self, job_id: str, *, linearizable: bool = True) -> JobRecord:
         await self._consistent(linearizable)
@@ -443,6 +512,7 @@ __all__ = [
     "Forbidden",
     "InvalidRequest",
     "JobPage",
+    "JobRequest",
     "LeaderElsewhere",
     "NotSupported",
     "ResourceNotFound",
