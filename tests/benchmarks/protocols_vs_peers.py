@@ -16,7 +16,9 @@ direction the cases are:
 Every round runs every case once (round-robin), so a slow phase of a shared machine hits all
 cases alike; a warm-up round with a small file comes first (cold binaries, first logins).
 Before each timed run the previous output is deleted and `sync` runs; the output is checked
-by size, and by SHA-256 in the warm-up and first measured round. Each run is timed by wall
+by size, and by SHA-256 in the warm-up and first measured round. After every peer's run
+`sha256sum` of its output is timed apart, for a second table that compares the same work on
+both sides (a peer's copy then its check, against Quorus verifying as it moves the data). Each run is timed by wall
 clock with its peak RSS and CPU from GNU time. The report gives MB/s (10^6 B/s) median, min
 and max per case, and the ratios the targets are about: Quorus / best rclone (target >= 1.0),
 Quorus / best native tool (>= 0.8), Quorus peak RSS (< 150 MiB). Needs root, GNU time,
@@ -89,6 +91,8 @@ class Case:
     seconds: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    #: Seconds ``sha256sum`` took over what a peer wrote, right after each run (peers only).
+    check_seconds: list[float] = field(default_factory=list)
     failure: str | None = None
 
     @property
@@ -100,6 +104,16 @@ class Case:
 
     def median(self, size: int) -> float | None:
         return statistics.median(self.rates(size)) if self.seconds and not self.failure else None
+
+    def checked_median(self, size: int) -> float | None:
+        """MB/s of the run followed by ``sha256sum`` of its output (Quorus: its own rate,
+        which includes verifying)."""
+        if self.kind == "quorus":
+            return self.median(size)
+        if self.failure or not self.check_seconds:
+            return None
+        return statistics.median(
+            size / (s + c) / MB for s, c in zip(self.seconds, self.check_seconds, strict=True))
 
 
 class CaseFailed(Exception):
@@ -183,6 +197,17 @@ def run_once(case: Case, payload: Payload, work: Path, timeout: float, verify: b
         if not output.exists() or output.stat().st_size != payload.size:
             found = output.stat().st_size if output.exists() else "no file"
             raise CaseFailed(f"output has the wrong size ({found}, expected {payload.size})")
+        if case.kind != "quorus":
+            # What a user who checks a peer's copy runs next (on the server's host for an
+            # upload; the file is the same one here). Its page cache is warm, as it would be.
+            started = time.perf_counter()
+            checked = subprocess.run(["sha256sum", str(output)], capture_output=True,
+                                     text=True, check=False)
+            check = time.perf_counter() - started
+            if checked.returncode != 0:
+                raise CaseFailed(f"sha256sum failed: {checked.stderr.strip()[-200:]}")
+            if checked.stdout.split()[0] != payload.sha256:
+                raise CaseFailed("output differs from the source (sha256sum)")
         if verify and sha256_of(output) != payload.sha256:
             raise CaseFailed("output differs from the source (SHA-256)")
     finally:
@@ -191,6 +216,8 @@ def run_once(case: Case, payload: Payload, work: Path, timeout: float, verify: b
     case.seconds.append(wall)
     case.rss_kib.append(int(rss))
     case.cpu.append(float(user) + float(system))
+    if case.kind != "quorus":
+        case.check_seconds.append(check)
 
 
 def sha256_of(path: Path) -> str:
@@ -569,6 +596,7 @@ def measure(args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -
                 case.seconds.clear()
                 case.rss_kib.clear()
                 case.cpu.clear()
+                case.check_seconds.clear()
     load.append(os.getloadavg())
     described += f", commit {git_commit()}"
     if args.quorus_args:
@@ -587,6 +615,9 @@ class Target:
     rclone: tuple[str, float] | None
     native: tuple[str, float] | None
     rss_mib: float | None
+    #: The best rclone and native variants with ``sha256sum`` of their output counted.
+    checked_rclone: tuple[str, float] | None = None
+    checked_native: tuple[str, float] | None = None
 
     def ratio(self, peer: tuple[str, float] | None) -> float | None:
         return self.quorus / peer[1] if self.quorus and peer else None
@@ -597,15 +628,18 @@ def targets(result: Result) -> list[Target]:
     for group in dict.fromkeys(case.group for case in result.cases):
         members = [case for case in result.cases if case.group == group]
 
-        def best(kind: str, members: list[Case] = members) -> tuple[str, float] | None:
-            rated = [(c.tool, m) for c in members if c.kind == kind
-                     and (m := c.median(result.size)) is not None]
+        def best(kind: str, members: list[Case] = members,
+                 checked: bool = False) -> tuple[str, float] | None:
+            rated = [(c.tool, m) for c in members if c.kind == kind and (m := (
+                c.checked_median(result.size) if checked else c.median(result.size)))
+                is not None]
             return max(rated, key=lambda item: item[1]) if rated else None
 
         quorus = next((c for c in members if c.kind == "quorus"), None)
         rss = max(quorus.rss_kib) / 1024 if quorus and quorus.rss_kib else None
         q_median = quorus.median(result.size) if quorus else None
-        found.append(Target(group, q_median, best("rclone"), best("native"), rss))
+        found.append(Target(group, q_median, best("rclone"), best("native"), rss,
+                            best("rclone", checked=True), best("native", checked=True)))
     return found
 
 
@@ -672,12 +706,31 @@ def render(result: Result) -> str:
             f"{verdict(t.rss_mib, RSS_TARGET_MIB, above=False)} |")
     lines += [
         "",
+        "The same work on both sides: each peer's run followed by `sha256sum` of the file it "
+        "wrote (page cache warm), against Quorus, which verifies while it moves the data "
+        "(not a target of the issue; it tells what the gap is made of):",
+        "",
+        "| case | Quorus MB/s | best rclone + sha256sum | Quorus / it "
+        "| best native tool + sha256sum | Quorus / it |",
+        "|---|---:|---|---:|---|---:|",
+    ]
+    for t in targets(result):
+        rclone = (f"{t.checked_rclone[0]} ({t.checked_rclone[1]:.0f})"
+                  if t.checked_rclone else "-")
+        native = (f"{t.checked_native[0]} ({t.checked_native[1]:.0f})"
+                  if t.checked_native else "-")
+        lines.append(
+            f"| {t.group} | {cell(t.quorus, 0)} | {rclone} | {cell(t.ratio(t.checked_rclone))} "
+            f"| {native} | {cell(t.ratio(t.checked_native))} |")
+    lines += [
+        "",
         "Notes:",
         *(["- Small file: the start-up of each tool (Python's for Quorus) dominates these "
            "numbers; the targets are about 1 GiB."] if result.size < 256 * MIB else []),
         "- Quorus hashes every byte and checks it against `--checksum`, writes a partial file "
-        "and renames it into place; the other tools do not verify (this script checks their "
-        "outputs afterwards, untimed). Quorus's SMB client signs every message by default "
+        "and renames it into place; the other tools do not verify (this script runs "
+        "`sha256sum` over their outputs afterwards, timed apart for the second table). "
+        "Quorus's SMB client signs every message by default "
         "(`smb.signing=required`).",
         "- rclone's FTP downloads run with `--multi-thread-streams 0`: vsftpd answers the "
         "ranged reads of its multi-thread mode with 426, which rclone 1.60 treats as an error. "
@@ -706,13 +759,17 @@ def as_json(result: Result) -> dict[str, Any]:
             "protocol": c.protocol, "direction": c.direction, "tool": c.tool, "kind": c.kind,
             "seconds": c.seconds, "mb_per_s": c.rates(result.size),
             "median_mb_per_s": c.median(result.size), "peak_rss_kib": c.rss_kib,
-            "cpu_seconds": c.cpu, "failure": c.failure,
+            "cpu_seconds": c.cpu, "sha256sum_seconds": c.check_seconds,
+            "median_mb_per_s_with_sha256sum": c.checked_median(result.size),
+            "failure": c.failure,
         } for c in result.cases],
         "targets": [{
             "case": t.group, "quorus_mb_per_s": t.quorus,
             "best_rclone": t.rclone and {"tool": t.rclone[0], "mb_per_s": t.rclone[1]},
             "best_native": t.native and {"tool": t.native[0], "mb_per_s": t.native[1]},
             "quorus_over_rclone": t.ratio(t.rclone), "quorus_over_native": t.ratio(t.native),
+            "quorus_over_rclone_with_sha256sum": t.ratio(t.checked_rclone),
+            "quorus_over_native_with_sha256sum": t.ratio(t.checked_native),
             "quorus_peak_rss_mib": t.rss_mib,
             "rclone_target_met": (r := t.ratio(t.rclone)) is not None and r >= RCLONE_TARGET,
             "native_target_met": (n := t.ratio(t.native)) is not None and n >= NATIVE_TARGET,
