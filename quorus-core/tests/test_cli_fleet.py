@@ -469,3 +469,88 @@ def test_membership_commands_reach_the_controller(fleet: Fleet) -> None:
         assert "501" in result.output and "standalone" in result.output.lower()
     malformed = fleet.invoke("cluster", "add-member", "c2", "no-port")
     assert malformed.exit_code == 2 and "address" in malformed.output
+
+
+def test_submit_from_a_file_sends_batches_and_reports_each_job(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src, sha = fleet.source("in.bin", 3_000)
+    lines = [json.dumps({"id": f"many-{n}", "source": str(src),
+                         "destination": str(fleet.tmp / "many" / f"{n}.bin")}) for n in range(5)]
+    lines.insert(2, "# a comment, then a blank line")
+    lines.insert(3, "")
+    lines.append(json.dumps({"source": "relative/in.bin", "destination": "/o.bin"}))
+    lines.append(json.dumps({"source": str(src), "destination": str(fleet.tmp / "no-id.bin"),
+                             "priority": 9}))
+    jobfile = fleet.tmp / "jobs.jsonl"
+    jobfile.write_text("\n".join(lines) + "\n")
+    chunks: list[int] = []
+    original = ControllerClient.submit_jobs
+
+    def counted(self: ControllerClient, submissions: Any) -> dict[str, Any]:
+        chunks.append(len(submissions))
+        return original(self, submissions)
+
+    monkeypatch.setattr(ControllerClient, "submit_jobs", counted)
+    result = fleet.invoke("jobs", "submit", "--from", str(jobfile), "--batch-size", "3",
+                          "--checksum", f"sha256:{sha}", "--json")
+    assert result.exit_code == 1, result.output
+    assert "1 of 7 jobs refused" in result.output
+    answer = json.loads(result.output[:result.output.rindex("}") + 1])
+    assert chunks == [3, 3, 1]
+    assert answer["submitted"] == 6 and answer["refused"] == 1
+    results = answer["results"]
+    assert [r["index"] for r in results] == list(range(7))
+    assert [r["line"] for r in results] == [1, 2, 5, 6, 7, 8, 9]
+    assert [r["status"] for r in results] == [201] * 5 + [400, 201]
+    assert "relative" in results[5]["message"]
+    assert results[6]["job"]["priority"] == 9 and results[6]["id"].startswith("job-")
+    # The command's options are defaults of every entry.
+    assert {r["job"]["options"]["checksum"] for r in results if r["status"] == 201} == {
+        f"sha256:{sha}"}
+    fleet.wait_until(lambda: all(fleet.job_state(f"many-{n}") is JobState.COMPLETED
+                                 for n in range(5)))
+    # Running the same command again queues nothing twice (the entries with an id; the one
+    # without gets a fresh id, as a single submission without --id does).
+    again = fleet.invoke("jobs", "submit", "--from", str(jobfile), "--checksum",
+                         f"sha256:{sha}", "--json")
+    rerun = json.loads(again.output[:again.output.rindex("}") + 1])
+    assert [r["status"] for r in rerun["results"]] == [201] * 5 + [400, 201]
+    assert [r["job"]["id"] for r in rerun["results"][:5]] == [f"many-{n}" for n in range(5)]
+    assert fleet.read(lambda s: len(s.state.jobs)) == 7
+
+
+def test_submit_from_a_yaml_list_prints_a_table(fleet: Fleet) -> None:
+    src, _ = fleet.source("in.bin", 2_000)
+    jobfile = fleet.tmp / "jobs.yaml"
+    jobfile.write_text("".join(
+        f"- id: y-{n}\n  source: {src}\n  destination: {fleet.tmp / f'y{n}.bin'}\n"
+        for n in range(3)))
+    result = fleet.invoke("jobs", "submit", "--from", str(jobfile), "--tenant", "default")
+    assert result.exit_code == 0, result.output
+    for n in range(3):
+        assert f"y-{n}" in result.output
+    assert "3 jobs submitted" in result.output and "queued" in result.output
+    assert fleet.read(lambda s: sorted(s.state.jobs)) == ["y-0", "y-1", "y-2"]
+
+
+@pytest.mark.parametrize(("content", "args", "named"), [
+    ('{"source": "/a"}\n', (), "jobs.jsonl:1: destination"),
+    ('{"source": "/a", "destination": "/b"}\n{"source": "/a", "destination": "/b", '
+     '"priority": "high"}\n', (), "jobs.jsonl:2: priority"),
+    ('{"source": "/a", "destination": "/b"}\nnot json\n', (), "jobs.jsonl:2: not a JSON"),
+    ('["/a", "/b"]\n', (), "jobs.jsonl:1: expected an object"),
+    ("# nothing\n", (), "no jobs in it"),
+    ('{"source": "/a", "destination": "/b"}\n', ("/a", "/b"), "--from"),
+    ('{"source": "/a", "destination": "/b"}\n', ("--wait",), "--from"),
+    ('{"source": "/a", "destination": "/b"}\n', ("--label", "=x"), "--label"),
+])
+def test_submit_from_a_bad_file_is_a_usage_error_and_sends_nothing(
+    fleet: Fleet, content: str, args: tuple[str, ...], named: str,
+) -> None:
+    jobfile = fleet.tmp / "jobs.jsonl"
+    jobfile.write_text(content)
+    result = fleet.invoke("jobs", "submit", "--from", str(jobfile), *args)
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert fleet.read(lambda s: len(s.state.jobs)) == 0

@@ -147,6 +147,14 @@ class ControllerClient:
         return self._object("POST", "/v1/jobs", json=dict(submission),
                             repeatable="id" in submission)
 
+    def submit_jobs(self, submissions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``POST /v1/jobs/batch`` (at most 1,000 jobs): ``{results, submitted, refused}``,
+        one result per job in order. Repeated on another controller only when every job
+        names its ``id``."""
+        return self._object("POST", "/v1/jobs/batch",
+                            json={"jobs": [dict(s) for s in submissions]},
+                            repeatable=all("id" in s for s in submissions))
+
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._object("GET", f"/v1/jobs/{_segment(job_id)}")
 

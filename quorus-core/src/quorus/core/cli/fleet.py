@@ -345,8 +345,14 @@ def _follow_settings(interval: str, timeout: str | None) -> tuple[float, float |
 
 
 @jobs.command("submit")
-@click.argument("source")
-@click.argument("destination")
+@click.argument("source", required=False)
+@click.argument("destination", required=False)
+@click.option("--from", "from_file", metavar="FILE",
+              help="Submit every job of FILE instead (JSON lines, or a YAML list if named "
+                   "*.yaml; each a POST /v1/jobs body; '-' reads standard input); the other "
+                   "options are defaults for its jobs.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=500, show_default=True,
+              metavar="N", help="With --from: jobs per request.")
 @click.option("--id", "job_id", metavar="ID",
               help="The job's id; submitting the same id again returns the same job.")
 @click.option("--checksum", metavar="sha256:HEX", help="Expected SHA-256 of the file.")
@@ -378,7 +384,8 @@ def _follow_settings(interval: str, timeout: str | None) -> tuple[float, float |
 @_follow_options
 @fleet_options
 def jobs_submit(
-    source: str, destination: str, job_id: str | None, checksum: str | None, size: str | None,
+    source: str | None, destination: str | None, from_file: str | None, batch_size: int,
+    job_id: str | None, checksum: str | None, size: str | None,
     priority: int, labels: tuple[str, ...], avoid: tuple[str, ...], require_site: str | None,
     prefer_site: str | None, max_attempts: int | None, overwrite: str | None,
     bwlimit: str | None, options: tuple[str, ...], tenant: str | None, namespace: str | None,
@@ -388,7 +395,27 @@ def jobs_submit(
     """Queue a transfer of SOURCE to DESTINATION (URIs, or absolute paths on the agent).
 
     Prints the job's id (or, with --json, the job); with --wait, follows it to its end.
+    With --from FILE, queues every job of the file, a batch at a time, and prints a table of
+    them (exit 1 if the controller refused any).
     """
+    if from_file is not None:
+        if source is not None or destination is not None or job_id is not None or wait:
+            _usage_error("--from takes the jobs from the file: give no SOURCE, DESTINATION, "
+                         "--id or --wait with it")
+        try:
+            defaults = submission(
+                "/", "/", job_id=None, checksum=checksum, size=size, priority=priority,
+                labels=labels, avoid=avoid, require_site=require_site,
+                prefer_site=prefer_site, max_attempts=max_attempts, overwrite=overwrite,
+                bwlimit=bwlimit, options=options, tenant=tenant, namespace=namespace)
+        except ConfigurationError as exc:
+            _usage_error(str(exc))
+        for key in ("source", "destination", "id"):
+            del defaults[key]
+        _submit_file(from_file, defaults, batch_size, controllers, token, as_json)
+        return
+    if source is None or destination is None:
+        _usage_error("give SOURCE and DESTINATION, or --from FILE")
     try:
         body = submission(
             source, destination, job_id=job_id, checksum=checksum, size=size,
@@ -410,6 +437,33 @@ def jobs_submit(
             click.echo(job["id"])
         job = _follow(client, job["id"], _progress_kind(progress, as_json), every, limit)
     _finish(job, as_json)
+
+
+def _submit_file(name: str, defaults: dict[str, Any], batch_size: int,
+                 controllers: tuple[str, ...], token: str | None, as_json: bool) -> None:
+    """``jobs submit --from``: every job of the file, ``batch_size`` per request."""
+    from quorus.core.cli.jobfile import read_file, submit_entries
+
+    try:
+        entries = read_file(name, defaults)
+    except ConfigurationError as exc:
+        _usage_error(str(exc))
+    with connected(controllers, token) as client:
+        outcome = submit_entries(client, entries, batch_size)
+        if outcome.error is not None and not outcome.results:
+            raise outcome.error  # nothing went through: the command's usual exit
+    if as_json:
+        _emit_json(outcome.as_json())
+    else:
+        from quorus.core.cli.fleetview import print_batch
+
+        print_batch(outcome.results)
+    if outcome.error is not None:
+        line = entries[len(entries) - outcome.unsent].line
+        _failed(f"error: {outcome.error}; the jobs of {name} from line {line} on "
+                f"({outcome.unsent}) may not have been submitted")
+    if outcome.refused:
+        _failed(f"{outcome.refused} of {len(entries)} jobs refused")
 
 
 @jobs.command("watch")

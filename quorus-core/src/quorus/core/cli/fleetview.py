@@ -105,6 +105,27 @@ def print_jobs(jobs: list[dict[str, Any]], next_cursor: str | None) -> None:
     console.print(footer)
 
 
+def print_batch(results: list[dict[str, Any]]) -> None:
+    """The outcome of ``jobs submit --from``: each job's line, id, and state or refusal."""
+    table = _table(None, "line", "id", "status", "state", "source", "destination", "note")
+    submitted = 0
+    for result in results:
+        job = result.get("job") or {}
+        ok = result.get("status") == 201
+        submitted += ok
+        table.add_row(str(result.get("line", "")), str(job.get("id") or result.get("id", "")),
+                      str(result.get("status", "")),
+                      _state(job.get("state")) if ok else f"[red]{result.get('error', '')}[/]",
+                      str(job.get("source_display", "")),
+                      str(job.get("destination_display", "")),
+                      job_note(job) if ok else str(result.get("message", "")))
+    console = _console()
+    console.print(table)
+    refused = len(results) - submitted
+    console.print(f"{submitted} job{'s' if submitted != 1 else ''} submitted"
+                  + (f", {refused} refused" if refused else ""))
+
+
 def print_job(job: Mapping[str, Any]) -> None:
     options = job.get("options") or {}
     placement = job.get("placement") or {}
