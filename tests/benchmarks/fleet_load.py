@@ -532,41 +532,67 @@ class Submissions:
 
 class Submitter:
     """Submits jobs over the REST API, ``rate`` per second (0: as fast as ``concurrency``
-    connections go), retrying each job id on another controller until acknowledged."""
+    connections go), retrying each job id on another controller until acknowledged. With
+    ``batch`` above 1 it sends ``batch`` jobs per request (``POST /v1/jobs/batch``), each
+    request when the last of its jobs is due; a job's latencies count from the request that
+    carried it."""
 
-    def __init__(self, quorum: ControllerQuorum, prefix: str, concurrency: int) -> None:
+    def __init__(self, quorum: ControllerQuorum, prefix: str, concurrency: int,
+                 batch: int = 1) -> None:
         self.quorum = quorum
         self.prefix = prefix
         self.concurrency = concurrency
+        self.batch = batch
         self.numbers = itertools.count()
         self.log = Submissions()
         self.target: str = quorum.ids[0]
 
-    def body(self, job_id: str) -> bytes:
+    def item(self, job_id: str) -> dict[str, Any]:
         source = f"/fleet-load/in/{job_id}"
         size, sha256 = fake_content(source)
-        return json.dumps({
+        return {
             "id": job_id, "source": source, "destination": f"/fleet-load/out/{job_id}",
             "checksum": f"sha256:{sha256}", "expected_size": size, "overwrite": "overwrite",
-        }).encode()
+        }
 
-    async def submit_one(self, connection: HttpConnection, job_id: str, deadline: float
-                         ) -> HttpConnection:
-        body = self.body(job_id)
-        self.log.sent_at.setdefault(job_id, time.time())
-        while time.monotonic() < deadline:
+    async def submit(self, connection: HttpConnection, job_ids: list[str], deadline: float
+                     ) -> HttpConnection:
+        """Submit ``job_ids`` (one request: alone, or as a batch) until each is acknowledged
+        or ``deadline`` passes."""
+        now = time.time()
+        for job_id in job_ids:
+            self.log.sent_at.setdefault(job_id, now)
+        pending = list(job_ids)
+        while pending and time.monotonic() < deadline:
+            if len(pending) == 1 and self.batch == 1:
+                path, body = "/v1/jobs", json.dumps(self.item(pending[0])).encode()
+            else:
+                path = "/v1/jobs/batch"
+                body = json.dumps({"jobs": [self.item(j) for j in pending]}).encode()
             try:
-                status, answer = await connection.request("POST", "/v1/jobs", body)
+                status, answer = await connection.request("POST", path, body)
             except (OSError, TimeoutError, h11.ProtocolError, anyio.EndOfStream,
                     anyio.BrokenResourceError) as exc:
                 status, answer = 0, type(exc).__name__.encode()
+            refused: list[str] = []
             if status == 201:
-                self.log.acked.add(job_id)
-                self.log.acked_at[job_id] = time.time()
+                self._acked(pending[0])
                 return connection
-            key = f"{status} {answer[:60].decode(errors='replace')}"
-            self.log.errors[key] = self.log.errors.get(key, 0) + 1
-            self.log.retries += 1
+            if status == 200 and path.endswith("/batch"):
+                for job_id, result in zip(pending, json.loads(answer)["results"], strict=True):
+                    if result["status"] == 201:
+                        self._acked(job_id)
+                    else:
+                        refused.append(job_id)
+                        self._error(result["status"], result.get("message", "").encode())
+                if not refused:
+                    return connection
+                status = 503  # retried elsewhere, as a whole request refused would be
+            else:
+                self._error(status, answer)
+                refused = pending
+            pending = refused
+            self.log.retries += len(pending)
             # Try another controller: a follower forwards to the leader, a dead node fails fast.
             await connection.aclose()
             ids = [n for n in self.quorum.procs]
@@ -577,6 +603,14 @@ class Submitter:
             connection = HttpConnection(self.quorum.peers[self.target]["http"], self.quorum.token)
             await anyio.sleep(0.02)
         return connection
+
+    def _acked(self, job_id: str) -> None:
+        self.log.acked.add(job_id)
+        self.log.acked_at[job_id] = time.time()
+
+    def _error(self, status: int, answer: bytes) -> None:
+        key = f"{status} {answer[:60].decode(errors='replace')}"
+        self.log.errors[key] = self.log.errors.get(key, 0) + 1
 
     async def run(self, seconds: float, rate: float, *, settle: float = 30.0) -> float:
         """Submit for ``seconds``; returns the time the last submission was sent."""
@@ -589,21 +623,24 @@ class Submitter:
             connection = HttpConnection(self.quorum.peers[self.target]["http"], self.quorum.token)
             try:
                 while True:
-                    number = next(self.numbers)
+                    first = next(self.numbers) * self.batch
+                    numbers = range(first, first + self.batch)
                     if rate > 0:
-                        due = start + number / rate
-                        if due >= stop:
+                        numbers = range(first, min(first + self.batch,
+                                                   math.ceil((stop - start) * rate)))
+                        if not numbers:
                             return
-                        await anyio.sleep(max(0.0, due - time.monotonic()))
+                        await anyio.sleep(max(0.0, start + numbers[-1] / rate
+                                              - time.monotonic()))
                     elif time.monotonic() >= stop:
                         return
                     last = time.monotonic()
-                    job_id = f"{self.prefix}-{number:07d}"
+                    job_ids = [f"{self.prefix}-{number:07d}" for number in numbers]
                     if connection.address != self.quorum.peers[self.target]["http"]:
                         await connection.aclose()
                         connection = HttpConnection(self.quorum.peers[self.target]["http"],
                                                     self.quorum.token)
-                    connection = await self.submit_one(connection, job_id, stop + settle)
+                    connection = await self.submit(connection, job_ids, stop + settle)
             finally:
                 await connection.aclose()
 
@@ -768,7 +805,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         k: getattr(args, k) for k in ("agents", "workers", "seconds", "rounds", "job_rate",
                                       "failover_rate", "http_concurrency", "heartbeat",
                                       "missed_heartbeats", "slots", "tick_ms", "election_ticks",
-                                      "ramp", "controller_path", "controller_uvloop")
+                                      "ramp", "controller_path", "controller_uvloop",
+                                      "submit_batch")
     }}
     results["machine"] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="quorus-fleet-") as tmp:
@@ -849,7 +887,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
             # -- jobs --------------------------------------------------------------------------
             rss_before_jobs = quorum.rss_kib(leader)
-            submitter = Submitter(quorum, "job", args.http_concurrency)
+            submitter = Submitter(quorum, "job", args.http_concurrency, args.submit_batch)
             submitter.target = leader
             profiler = None
             if args.profile_leader:  # py-spy on the leader for the submission phase
@@ -976,7 +1014,8 @@ def job_latencies(fleet: Fleet, log: Submissions, prefix: str) -> list[float]:
 async def failover_round(args: argparse.Namespace, quorum: ControllerQuorum, fleet: Fleet,
                          leader: str, number: int) -> dict[str, Any]:
     prefix = f"fo{number}"
-    submitter = Submitter(quorum, prefix, max(4, args.http_concurrency // 4))
+    submitter = Submitter(quorum, prefix, max(4, args.http_concurrency // 4),
+                          args.submit_batch)
     submitter.target = leader
     killed_at = 0.0
     result: dict[str, Any] = {}
@@ -1045,7 +1084,8 @@ def report(results: dict[str, Any]) -> str:
             f"({j['completed']} completed) | ≥ 1,000 |",
             f"| assignment latency p50 / p99 / max | {j['assign_latency_p50_ms']} / "
             f"{j['assign_latency_p99_ms']} / {j['assign_latency_max_ms']} ms | p99 < 50 ms |",
-            f"| submission acknowledged (HTTP 201) p50 / p99 | {j['submit_ack_p50_ms']} / "
+            f"| submission acknowledged p50 / p99 ({s['submit_batch']} per request) | "
+            f"{j['submit_ack_p50_ms']} / "
             f"{j['submit_ack_p99_ms']} ms | |",
         ]
     if f:
@@ -1098,6 +1138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--failover-after", type=float, default=3.0,
                         help="seconds of load after the kill")
     parser.add_argument("--http-concurrency", type=int, default=64)
+    parser.add_argument("--submit-batch", type=int, default=1, metavar="N",
+                        help="jobs per submission request: 1 POST /v1/jobs each (default), "
+                             "more in one POST /v1/jobs/batch (at most 1000)")
     parser.add_argument("--heartbeat", type=float, default=0.1, help="heartbeat interval, s")
     parser.add_argument("--missed-heartbeats", type=int, default=10)
     parser.add_argument("--slots", type=int, default=4, help="concurrent transfers per agent")
