@@ -173,6 +173,39 @@ async def test_jobs_no_agent_can_run_wait_with_a_reason(tmp_path: Path) -> None:
         agent.kill()
 
 
+async def test_rounds_plan_nothing_while_the_queue_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every result, start and registration wakes the scheduler; planning looks at every
+    # connected agent, so on a large fleet a round with nothing queued must cost nothing.
+    import quorus.core.controller.server as server_module
+
+    planned: list[int] = []
+    real_schedule = server_module.schedule
+
+    def counting_schedule(state: Any, *args: Any, **kwargs: Any) -> Any:
+        planned.append(state.queue_length)
+        return real_schedule(state, *args, **kwargs)
+
+    monkeypatch.setattr(server_module, "schedule", counting_schedule)
+    source = source_file(tmp_path)
+    async with running_controller(tmp_path / "c") as server, anyio.create_task_group() as tg:
+        agent = ScriptedAgent("agent-1", [controller_address(server)])
+        tg.start_soon(agent.run)
+        with anyio.fail_after(10):
+            await agent.registered.wait()
+        for _ in range(5):
+            server.wake_scheduler()
+            await anyio.sleep(0.02)
+        assert await server.schedule_round() == 0
+        assert planned == []
+        job = await server.service.submit_job(str(source), str(tmp_path / "out.bin"))
+        await wait_job(server, job.id, JobState.COMPLETED)
+        assert planned and all(queued > 0 for queued in planned)
+        assert server.soft.waiting == {}
+        agent.kill()
+
+
 async def test_listing_filters_and_pages_with_a_cursor(tmp_path: Path) -> None:
     async with running_controller(tmp_path / "c") as server:
         service = server.service

@@ -515,6 +515,13 @@ class ControllerServer:
 
     async def schedule_round(self) -> int:
         """Plan and carry out one round; returns how many jobs were assigned."""
+        if not self._state.queue_length:
+            # Nothing to place. Rounds are woken by every result, start and registration;
+            # planning one looks at every connected agent (milliseconds on a fleet of
+            # thousands), so an empty queue must cost nothing.
+            self._soft.waiting = {}
+            self._last_plan_s = 0.0  # no pause: the next job gets a round at once
+            return 0
         started = time.perf_counter()
         now = time.time()
         links = self.links
