@@ -11,6 +11,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,6 +29,7 @@ from quorus.core.agentproto import (
     Redirect,
     Register,
     TransferOptions,
+    codec,
     from_wire,
     to_wire,
 )
@@ -139,6 +141,41 @@ def test_every_message_round_trips(message: Message) -> None:
 def test_every_message_round_trips_through_frames(message: Message) -> None:
     (received,) = FrameDecoder().feed(encode_frame(to_wire(message)))
     assert from_wire(received) == message
+
+
+def encode_by_inspection(value: Any) -> Any:
+    """The encoding rule, spelled out: what each value becomes, looked at one by one."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode_by_inspection(getattr(value, f.name))
+                for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [encode_by_inspection(item) for item in value]
+    if isinstance(value, Mapping):
+        return {encode_by_inspection(k): encode_by_inspection(v) for k, v in value.items()}
+    return value
+
+
+@given(message=messages)
+def test_encoding_chosen_once_per_class_is_the_rule_applied_to_each_value(
+    message: Message,
+) -> None:
+    if isinstance(message, Hello):
+        return
+    encoded = codec.encode(message)
+    assert encoded == encode_by_inspection(message)
+    assert msgpack.packb(encoded) == msgpack.packb(encode_by_inspection(message))
+
+
+def test_encoding_of_values_outside_messages_follows_the_same_rule() -> None:
+    values: list[Any] = [
+        None, True, 3, 2.5, "text", b"raw", (1, "a"), [ErrorCode.MALFORMED], {"k": (1, 2)},
+        types.MappingProxyType({"x": ErrorCode.MALFORMED}), ControllerAddress("c1", "h:1"),
+        ControllerAddress,
+    ]
+    for value in values:
+        assert codec.encode(value) == encode_by_inspection(value), value
 
 
 def test_every_message_type_is_covered() -> None:

@@ -277,16 +277,66 @@ def build(
 
 
 def encode(value: Any) -> Any:
-    """``value`` (a protocol dataclass or any value a field may hold) as msgpack types."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: encode(getattr(value, name)) for name, _ in field_types(type(value))}
-    if isinstance(value, tuple | list):
-        return [encode(item) for item in value]
-    if isinstance(value, Mapping):
-        return {encode(k): encode(v) for k, v in value.items()}
-    return value
+    """``value`` (a protocol dataclass or any value a field may hold) as msgpack types.
+
+    What a value becomes depends on its class alone (an enum its value, a dataclass a map of
+    its fields, a tuple or list a list, a mapping a dict, anything else itself), so the
+    choice is made once per class and kept: the leader encodes an assignment, a job's whole
+    description, for every job it places.
+    """
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None:
+        encoder = _ENCODERS[type(value)] = _encoder_for_class(type(value))
+    return encoder(value)
+
+
+#: Values of these classes are sent as they are.
+_PLAIN: frozenset[type[Any]] = frozenset({str, int, float, bool, bytes, type(None)})
+_ENCODERS: dict[type[Any], Encoder] = {}
+
+
+def _encode_item(item: Any) -> Any:
+    return item if type(item) in _PLAIN else encode(item)
+
+
+def _encode_enum(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _encode_sequence(value: tuple[Any, ...] | list[Any]) -> list[Any]:
+    return [item if type(item) in _PLAIN else encode(item) for item in value]
+
+
+def _encode_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {_encode_item(k): _encode_item(v) for k, v in value.items()}
+
+
+def _encoder_for_class(cls: type[Any]) -> Encoder:
+    if cls in _PLAIN:
+        return _identity
+    if issubclass(cls, enum.Enum):
+        return _encode_enum
+    if dataclasses.is_dataclass(cls):
+        return _dataclass_encoder(cls)
+    if issubclass(cls, tuple | list):
+        return _encode_sequence
+    if issubclass(cls, Mapping):
+        return _encode_mapping
+    return _identity
+
+
+def _dataclass_encoder(cls: type[Any]) -> Encoder:
+    names = tuple(name for name, _ in field_types(cls))
+    plain = _PLAIN
+
+    def encode_fields(value: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            item = getattr(value, name)
+            out[name] = item if type(item) in plain else encode(item)
+        return out
+
+    return encode_fields
 
 
 __all__ = ["build", "decoder_for", "encode", "field_types"]
