@@ -141,6 +141,12 @@ async def test_cluster_status_health_and_metrics(
     assert metrics.status_code == 200
     assert 'quorus_jobs{state="queued"} 1.0' in metrics.text
     assert "quorus_controller_leader 1.0" in metrics.text
+    assert 'quorus_event_loop_lag_seconds_bucket{le="+Inf"}' in metrics.text
+    assert "quorus_event_loop_lag_seconds_sum" in metrics.text
+    proposals = next(line for line in metrics.text.splitlines()
+                     if line.startswith("quorus_consensus_proposals_total "))
+    assert float(proposals.split()[1]) >= 1  # the submission above
+    assert "quorus_consensus_proposed_commands_total" in metrics.text
 
 
 async def test_membership_changes_on_standalone_are_not_supported(

@@ -745,6 +745,36 @@ async def cluster_jobs(quorum: ControllerQuorum, leader: str) -> dict[str, int]:
     return jobs
 
 
+async def loop_lag(quorum: ControllerQuorum, node: str) -> dict[str, float]:
+    """The cumulative buckets of ``node``'s ``quorus_event_loop_lag_seconds`` histogram."""
+    status, body = await http_once(quorum.peers[node]["http"], "GET", "/metrics",
+                                   quorum.token, None)
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
+    buckets: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith('quorus_event_loop_lag_seconds_bucket{le="'):
+            bound = line.split('"')[1]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def lag_between(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """Wake-ups of the probe between two scrapes, and the bucket bounds their p50 and p99
+    fall under (the histogram's resolution)."""
+    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = delta.get("+Inf", 0.0)
+
+    def under(p: float) -> str:
+        for bound, count in delta.items():
+            if total and count >= p / 100 * total:
+                return "more" if bound == "+Inf" else f"<= {float(bound) * 1000:g} ms"
+        return "n/a"
+
+    return {"loop_lag_wakeups": int(total), "loop_lag_p50": under(50),
+            "loop_lag_p99": under(99)}
+
+
 async def wait_settled(quorum: ControllerQuorum, leader: str, expected: int, within: float
                        ) -> tuple[dict[str, int], float]:
     """Wait until ``expected`` jobs are completed and none is queued, assigned or running."""
@@ -869,10 +899,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             # -- heartbeats --------------------------------------------------------------------
             meter = Meter(quorum)
             before = await fleet.snap()
+            lag_before = await loop_lag(quorum, leader)
             meter.start(before)
             await anyio.sleep(args.seconds)
             after = await fleet.snap()
             cpu = meter.stop(after)
+            lag = lag_between(lag_before, await loop_lag(quorum, leader))
             acks = after["heartbeat_acks"] - before["heartbeat_acks"]
             sent = after["heartbeats_sent"] - before["heartbeats_sent"]
             results["heartbeats"] = {
@@ -881,7 +913,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "sent_per_s": round(sent / cpu["wall_s"], 1),
                 "acked_per_s": round(acks / cpu["wall_s"], 1),
                 "still_registered": after["registered"],
-                "leader_after": await quorum.leader(), **cpu,
+                "leader_after": await quorum.leader(), **lag, **cpu,
             }
             print(f"heartbeats: {results['heartbeats']}", file=sys.stderr)
 
@@ -898,6 +930,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                      "-p", str(quorum.procs[leader].pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             before = await fleet.snap()
+            lag_before = await loop_lag(quorum, leader)
             meter.start(before)
             first_sent = time.monotonic()
             await submitter.run(args.seconds, args.job_rate)
@@ -910,6 +943,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             done_wall = time.monotonic() - first_sent
             after = await fleet.snap()
             cpu = meter.stop(after)
+            lag = lag_between(lag_before, await loop_lag(quorum, leader))
             await anyio.sleep(1.0)
             rss_after_jobs = quorum.rss_kib(leader)
             latencies = job_latencies(fleet, submitter.log, "job-")
@@ -934,7 +968,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_per_finished_job_kib": round((rss_after_jobs - rss_before_jobs)
                                                   / max(completed, 1), 3),
                 "leader_after": await quorum.leader(),
-                **cpu,
+                **lag, **cpu,
             }
             print(f"jobs: {results['jobs']}", file=sys.stderr)
 
@@ -1102,14 +1136,17 @@ def report(results: dict[str, Any]) -> str:
     if j:
         lines.append(f"| leader RSS per finished job | {j['rss_per_finished_job_kib']} KiB "
                      f"({j['leader_rss_before_mib']} → {j['leader_rss_after_mib']} MiB) | |")
-    lines += ["", "CPU per phase (% of one core):", "",
-              "| phase | wall s | controllers | generators | submitter |", "|---|---|---|---|---|"]
+    lines += ["", "CPU per phase (% of one core), and how late the leader's event loop woke a "
+              "timer due every 50 ms (p50 and p99, to the histogram's resolution):", "",
+              "| phase | wall s | controllers | generators | submitter | leader loop lag p50 "
+              "| p99 |", "|---|---|---|---|---|---|---|"]
     for name, phase in (("heartbeats", h), ("jobs", j)):
         if phase:
             ctl = ", ".join(f"{n} {v}" for n, v in phase["controllers_cpu_pct"].items())
             gen = ", ".join(str(v) for v in phase["generators_cpu_pct"])
             lines.append(f"| {name} | {phase['wall_s']} | {ctl} | {gen} | "
-                         f"{phase['submitter_cpu_pct']} |")
+                         f"{phase['submitter_cpu_pct']} | {phase.get('loop_lag_p50', '-')} | "
+                         f"{phase.get('loop_lag_p99', '-')} |")
     if f:
         lines += ["", "| round | killed | new leader | leader known s | assignments resume s | "
                   "fleet re-registered s | jobs |", "|---|---|---|---|---|---|---|"]

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.auth import Principal
 from quorus.core.controller.model import AgentState, JobState
@@ -309,6 +309,18 @@ class _StateCollector:
         yield GaugeMetricFamily("quorus_jobs_waiting",
                                 "Queued jobs no agent can take now",
                                 value=len(server.soft.waiting))
+        lag = server.loop_lag
+        yield HistogramMetricFamily(
+            "quorus_event_loop_lag_seconds",
+            "How late this controller's event loop woke a timer due every "
+            f"{lag.period:g} s (all its work shares the loop)",
+            buckets=lag.cumulative(), sum_value=lag.total)
+        commit = server.group_commit
+        yield CounterMetricFamily("quorus_consensus_proposals",
+                                  "Consensus proposals this controller made (each one log entry)",
+                                  value=commit.proposals)
+        yield CounterMetricFamily("quorus_consensus_proposed_commands",
+                                  "Commands those proposals carried", value=commit.commands)
 
 
 # -- the application ----------------------------------------------------------------------------

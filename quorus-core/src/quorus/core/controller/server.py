@@ -52,6 +52,7 @@ from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import ControllerExtension
 from quorus.core.controller.groupcommit import GroupCommit
 from quorus.core.controller.liveness import Liveness
+from quorus.core.controller.looplag import LoopLagProbe
 from quorus.core.controller.model import JobRecord
 from quorus.core.controller.results import Applied, Rejected
 from quorus.core.controller.scheduler import schedule
@@ -156,6 +157,8 @@ class ControllerServer:
         self.links: dict[str, AgentLink] = {}
         self.leading = False
         self._wake = anyio.Event()
+        #: How late this controller's event loop runs what is due (``/metrics``).
+        self.loop_lag = LoopLagProbe()
         self._stopping = anyio.Event()
         self._http_shutdown = anyio.Event()
         self.started_at = time.time()
@@ -596,6 +599,7 @@ class ControllerServer:
                 tg.start_soon(self._watch_leadership)
                 tg.start_soon(self._schedule_loop)
                 tg.start_soon(self._liveness_loop)
+                tg.start_soon(self.loop_lag.run)
                 await self._wait_http()
                 task_status.started(self)
                 await self._stopping.wait()
