@@ -207,6 +207,9 @@ async def test_concurrent_proposals_share_few_consensus_writes_in_order() -> Non
         tg.cancel_scope.cancel()
     assert all(isinstance(r, Applied) and r.jobs[0].id == f"j{i}" for i, r in results.items())
     assert commit.commands == 122 and commit.proposals < 20
+    # Every command's wait to be proposed, and every proposal's commit, is measured.
+    assert commit.waited.observations == 122
+    assert commit.committed.observations == commit.proposals
     assert 1 < backend.most_in_flight <= commit.depth
     assert any(decode(data).NAME == "batch" for data in backend.proposed)
     assert isinstance(outcomes[0], Applied)

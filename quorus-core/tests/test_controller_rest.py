@@ -147,6 +147,11 @@ async def test_cluster_status_health_and_metrics(
                      if line.startswith("quorus_consensus_proposals_total "))
     assert float(proposals.split()[1]) >= 1  # the submission above
     assert "quorus_consensus_proposed_commands_total" in metrics.text
+    assert 'quorus_gc_pause_seconds_bucket{generation="2",le="+Inf"}' in metrics.text
+    committed = next(line for line in metrics.text.splitlines()
+                     if line.startswith("quorus_consensus_commit_seconds_count "))
+    assert float(committed.split()[1]) >= 1
+    assert "quorus_consensus_queue_seconds_bucket" in metrics.text
 
 
 async def test_membership_changes_on_standalone_are_not_supported(

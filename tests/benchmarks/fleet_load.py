@@ -745,34 +745,56 @@ async def cluster_jobs(quorum: ControllerQuorum, leader: str) -> dict[str, int]:
     return jobs
 
 
-async def loop_lag(quorum: ControllerQuorum, node: str) -> dict[str, float]:
-    """The cumulative buckets of ``node``'s ``quorus_event_loop_lag_seconds`` histogram."""
+#: Histograms of the leader's /metrics read around a phase: (name, label filter, short name).
+PROBES = (
+    ("quorus_event_loop_lag_seconds", "", "loop_lag"),
+    ("quorus_consensus_queue_seconds", "", "commit_queue"),
+    ("quorus_consensus_commit_seconds", "", "commit"),
+    ("quorus_gc_pause_seconds", 'generation="2",', "full_gc"),
+)
+
+
+async def probes(quorum: ControllerQuorum, node: str) -> dict[str, dict[str, float]]:
+    """``node``'s probe histograms: cumulative count per bucket bound, and ``sum``."""
     status, body = await http_once(quorum.peers[node]["http"], "GET", "/metrics",
                                    quorum.token, None)
     if status != 200:
         raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
-    buckets: dict[str, float] = {}
+    found: dict[str, dict[str, float]] = {short: {} for _, _, short in PROBES}
     for line in body.decode().splitlines():
-        if line.startswith('quorus_event_loop_lag_seconds_bucket{le="'):
-            bound = line.split('"')[1]
-            buckets[bound] = float(line.rsplit(" ", 1)[1])
-    return buckets
+        for name, labels, short in PROBES:
+            if line.startswith(f'{name}_bucket{{{labels}le="'):
+                found[short][line.rsplit('le="', 1)[1].split('"')[0]] = float(line.rsplit()[-1])
+            elif line.startswith(f"{name}_sum") and (not labels or labels[:-1] in line):
+                found[short]["sum"] = float(line.rsplit()[-1])
+    return found
 
 
-def lag_between(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
-    """Wake-ups of the probe between two scrapes, and the bucket bounds their p50 and p99
-    fall under (the histogram's resolution)."""
-    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
-    total = delta.get("+Inf", 0.0)
+def probes_between(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+                   ) -> dict[str, Any]:
+    """Per probe between two scrapes: observations, and the bucket bounds their p50 and p99
+    fall under (the histograms' resolution); for full collections their count and total."""
+    out: dict[str, Any] = {}
+    for _, _, short in PROBES:
+        delta = {bound: value - before.get(short, {}).get(bound, 0.0)
+                 for bound, value in after.get(short, {}).items()}
+        seconds = delta.pop("sum", 0.0)
+        total = delta.get("+Inf", 0.0)
 
-    def under(p: float) -> str:
-        for bound, count in delta.items():
-            if total and count >= p / 100 * total:
-                return "more" if bound == "+Inf" else f"<= {float(bound) * 1000:g} ms"
-        return "n/a"
+        def under(p: float, delta: dict[str, float] = delta, total: float = total) -> str:
+            for bound, count in delta.items():
+                if total and count >= p / 100 * total:
+                    return "more" if bound == "+Inf" else f"<= {float(bound) * 1000:g} ms"
+            return "n/a"
 
-    return {"loop_lag_wakeups": int(total), "loop_lag_p50": under(50),
-            "loop_lag_p99": under(99)}
+        if short == "full_gc":
+            out["full_gc_count"] = int(total)
+            out["full_gc_ms"] = round(seconds * 1000, 1)
+        else:
+            out[f"{short}_count"] = int(total)
+            out[f"{short}_p50"] = under(50)
+            out[f"{short}_p99"] = under(99)
+    return out
 
 
 async def wait_settled(quorum: ControllerQuorum, leader: str, expected: int, within: float
@@ -899,12 +921,12 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             # -- heartbeats --------------------------------------------------------------------
             meter = Meter(quorum)
             before = await fleet.snap()
-            lag_before = await loop_lag(quorum, leader)
+            probes_before = await probes(quorum, leader)
             meter.start(before)
             await anyio.sleep(args.seconds)
             after = await fleet.snap()
             cpu = meter.stop(after)
-            lag = lag_between(lag_before, await loop_lag(quorum, leader))
+            lag = probes_between(probes_before, await probes(quorum, leader))
             acks = after["heartbeat_acks"] - before["heartbeat_acks"]
             sent = after["heartbeats_sent"] - before["heartbeats_sent"]
             results["heartbeats"] = {
@@ -930,7 +952,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                      "-p", str(quorum.procs[leader].pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             before = await fleet.snap()
-            lag_before = await loop_lag(quorum, leader)
+            probes_before = await probes(quorum, leader)
             meter.start(before)
             first_sent = time.monotonic()
             await submitter.run(args.seconds, args.job_rate)
@@ -943,7 +965,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             done_wall = time.monotonic() - first_sent
             after = await fleet.snap()
             cpu = meter.stop(after)
-            lag = lag_between(lag_before, await loop_lag(quorum, leader))
+            lag = probes_between(probes_before, await probes(quorum, leader))
             await anyio.sleep(1.0)
             rss_after_jobs = quorum.rss_kib(leader)
             latencies = job_latencies(fleet, submitter.log, "job-")
@@ -1091,6 +1113,10 @@ async def failover_round(args: argparse.Namespace, quorum: ControllerQuorum, fle
     return result
 
 
+def _pair(phase: dict[str, Any], short: str) -> str:
+    return f"{phase.get(short + '_p50', '-')} / {phase.get(short + '_p99', '-')}"
+
+
 def report(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
@@ -1136,17 +1162,20 @@ def report(results: dict[str, Any]) -> str:
     if j:
         lines.append(f"| leader RSS per finished job | {j['rss_per_finished_job_kib']} KiB "
                      f"({j['leader_rss_before_mib']} → {j['leader_rss_after_mib']} MiB) | |")
-    lines += ["", "CPU per phase (% of one core), and how late the leader's event loop woke a "
-              "timer due every 50 ms (p50 and p99, to the histogram's resolution):", "",
-              "| phase | wall s | controllers | generators | submitter | leader loop lag p50 "
-              "| p99 |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "CPU per phase (% of one core); on the leader (p50 / p99 to its histograms' "
+              "resolution): how late its event loop woke a timer due every 50 ms, how long "
+              "commands waited to be proposed and proposals took to commit, and its full "
+              "garbage collections (count, total pause):", "",
+              "| phase | wall s | controllers | generators | submitter | loop lag | "
+              "proposal wait | commit | full GCs |", "|---|---|---|---|---|---|---|---|---|"]
     for name, phase in (("heartbeats", h), ("jobs", j)):
         if phase:
             ctl = ", ".join(f"{n} {v}" for n, v in phase["controllers_cpu_pct"].items())
             gen = ", ".join(str(v) for v in phase["generators_cpu_pct"])
             lines.append(f"| {name} | {phase['wall_s']} | {ctl} | {gen} | "
-                         f"{phase['submitter_cpu_pct']} | {phase.get('loop_lag_p50', '-')} | "
-                         f"{phase.get('loop_lag_p99', '-')} |")
+                         f"{phase['submitter_cpu_pct']} | {_pair(phase, 'loop_lag')} | "
+                         f"{_pair(phase, 'commit_queue')} | {_pair(phase, 'commit')} | "
+                         f"{phase.get('full_gc_count', '-')}, {phase.get('full_gc_ms', '-')} ms |")
     if f:
         lines += ["", "| round | killed | new leader | leader known s | assignments resume s | "
                   "fleet re-registered s | jobs |", "|---|---|---|---|---|---|---|"]

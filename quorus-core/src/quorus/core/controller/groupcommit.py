@@ -18,6 +18,7 @@ the batch, as they would have reached each alone.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ import anyio
 from anyio.abc import TaskStatus
 from quorus.core.consensus import ConsensusUnavailable
 from quorus.core.controller.commands import BUILTIN_COMMANDS, MAX_BATCH, Command, encode_batch
+from quorus.core.controller.probes import Histogram
 
 #: The most commands and encoded bytes in one batch: enough to make a consensus write cheap per
 #: command, small enough that applying one batch (on every node, in its event loop) stays
@@ -49,12 +51,14 @@ class _Group:
 class _Ticket:
     """One command waiting for its outcome: a result or an error."""
 
-    __slots__ = ("command", "data", "error", "group", "result", "settled", "then", "withdrawn")
+    __slots__ = ("command", "data", "error", "group", "handed_in", "result", "settled", "then",
+                 "withdrawn")
 
     def __init__(self, command: Command, group: _Group | None,
                  then: Callable[[Any], None] | None = None) -> None:
         self.command = command
         self.data = command.encode()
+        self.handed_in = time.perf_counter()
         self.group = group
         self.then = then
         self.result: Any = None
@@ -99,6 +103,10 @@ class GroupCommit:
         #: Consensus proposals made and commands they carried (for measurements and tests).
         self.proposals = 0
         self.commands = 0
+        #: How long commands waited to be proposed (a sign of ``depth`` batches in flight),
+        #: and how long each proposal took to be committed and applied here.
+        self.waited = Histogram()
+        self.committed = Histogram()
 
     async def propose(self, command: Command) -> Any:
         """Propose ``command``; its result, or the backend's error."""
@@ -198,8 +206,13 @@ class GroupCommit:
         data = batch[0].data if len(batch) == 1 else encode_batch([t.data for t in batch])
         self.proposals += 1
         self.commands += len(batch)
+        proposed = time.perf_counter()
+        waited = self.waited
+        for ticket in batch:
+            waited.observe(proposed - ticket.handed_in)
         try:
             result = await self._propose(data)
+            self.committed.observe(time.perf_counter() - proposed)
         except Exception as exc:
             for ticket in batch:
                 ticket.settle(error=exc)

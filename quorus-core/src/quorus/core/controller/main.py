@@ -21,8 +21,11 @@ from typing import Any
 import anyio
 import click
 from quorus.core import eventloop
+from quorus.core.controller.probes import GC_PAUSES, GenerationalFreeze, freeze_startup
 from quorus.core.controller.settings import ControllerSettings
 from quorus.core.errors import ConfigurationError, QuorusError
+
+log = logging.getLogger(__name__)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -49,6 +52,21 @@ async def serve(settings: ControllerSettings, out: Any = None) -> None:
     server = ControllerServer(settings)
     async with anyio.create_task_group() as tg:
         await tg.start(server.run)
+        # Everything built to start (modules, the API, the state restored from disk) is out
+        # of the collector's sight from now on, later full collections go through what is
+        # new since the one before, and the pauses are measured (/metrics).
+        GC_PAUSES.install()
+        frozen = freeze_startup()
+        log.info("%d objects of the start-up frozen out of garbage collection", frozen)
+        freezing = GenerationalFreeze()
+        freezing.install()
+        freezing_scope = anyio.CancelScope()
+
+        async def keep_freezing() -> None:
+            with freezing_scope:
+                await freezing.run()
+
+        tg.start_soon(keep_freezing)
         token = (f"token file: {server.token_file}" + (" (created)" if server.token_created
                                                         else "")
                  if server.token_file is not None else "token: from the configuration")
@@ -65,6 +83,7 @@ async def serve(settings: ControllerSettings, out: Any = None) -> None:
                 print(f"quorus-controller: {signal.Signals(signum).name}: stopping", file=out,
                       flush=True)
                 server.stop()
+                freezing_scope.cancel()
                 break
 
 

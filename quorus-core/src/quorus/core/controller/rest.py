@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from pydantic import BaseModel, ConfigDict, Field
 from quorus.core.auth import Principal
 from quorus.core.controller.model import AgentState, JobState
+from quorus.core.controller.probes import GC_PAUSES
 from quorus.core.controller.results import RejectCode
 from quorus.core.controller.service import (
     CommandRefused,
@@ -315,7 +316,23 @@ class _StateCollector:
             "How late this controller's event loop woke a timer due every "
             f"{lag.period:g} s (all its work shares the loop)",
             buckets=lag.cumulative(), sum_value=lag.total)
+        pauses = HistogramMetricFamily(
+            "quorus_gc_pause_seconds",
+            "Pauses of this controller's garbage collector by generation (2: full)",
+            labels=["generation"])
+        for generation, histogram in enumerate(GC_PAUSES.generations):
+            pauses.add_metric([str(generation)], histogram.cumulative(),
+                              sum_value=histogram.total)
+        yield pauses
         commit = server.group_commit
+        yield HistogramMetricFamily(
+            "quorus_consensus_queue_seconds",
+            "How long commands waited to be proposed (the group commit had its batches in "
+            "flight)", buckets=commit.waited.cumulative(), sum_value=commit.waited.total)
+        yield HistogramMetricFamily(
+            "quorus_consensus_commit_seconds",
+            "How long a proposal took to be committed by the quorum and applied here",
+            buckets=commit.committed.cumulative(), sum_value=commit.committed.total)
         yield CounterMetricFamily("quorus_consensus_proposals",
                                   "Consensus proposals this controller made (each one log entry)",
                                   value=commit.proposals)

@@ -52,8 +52,8 @@ from quorus.core.controller.commands import Command
 from quorus.core.controller.extension import ControllerExtension
 from quorus.core.controller.groupcommit import GroupCommit
 from quorus.core.controller.liveness import Liveness
-from quorus.core.controller.looplag import LoopLagProbe
 from quorus.core.controller.model import JobRecord
+from quorus.core.controller.probes import LoopLagProbe
 from quorus.core.controller.results import Applied, Rejected
 from quorus.core.controller.scheduler import schedule
 from quorus.core.controller.service import (
