@@ -75,10 +75,10 @@ async def run_load(cluster: ProcessCluster, history: list[Operation], acked: dic
 @pytest.mark.parametrize(("size", "kills"), [(3, 3), (5, 2)])
 async def test_kill_the_leader_under_load_then_restart_everything(tmp_path: Path, size: int, kills: int) -> None:
     cluster = ProcessCluster(tmp_path, size, snapshot_every=500)
-    cluster.start_all()
     history: list[Operation] = []
     acked: dict[str, int] = {}
     try:
+        cluster.start_all()  # inside: nodes started before one that fails are stopped too
         await cluster.leader()
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
