@@ -790,6 +790,7 @@ def probes_between(before: dict[str, dict[str, float]], after: dict[str, dict[st
         if short == "full_gc":
             out["full_gc_count"] = int(total)
             out["full_gc_ms"] = round(seconds * 1000, 1)
+            out["full_gc_longest"] = under(100)
         else:
             out[f"{short}_count"] = int(total)
             out[f"{short}_p50"] = under(50)
@@ -1165,7 +1166,7 @@ def report(results: dict[str, Any]) -> str:
     lines += ["", "CPU per phase (% of one core); on the leader (p50 / p99 to its histograms' "
               "resolution): how late its event loop woke a timer due every 50 ms, how long "
               "commands waited to be proposed and proposals took to commit, and its full "
-              "garbage collections (count, total pause):", "",
+              "garbage collections (count, total pause, longest):", "",
               "| phase | wall s | controllers | generators | submitter | loop lag | "
               "proposal wait | commit | full GCs |", "|---|---|---|---|---|---|---|---|---|"]
     for name, phase in (("heartbeats", h), ("jobs", j)):
@@ -1175,7 +1176,8 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | {phase['wall_s']} | {ctl} | {gen} | "
                          f"{phase['submitter_cpu_pct']} | {_pair(phase, 'loop_lag')} | "
                          f"{_pair(phase, 'commit_queue')} | {_pair(phase, 'commit')} | "
-                         f"{phase.get('full_gc_count', '-')}, {phase.get('full_gc_ms', '-')} ms |")
+                         f"{phase.get('full_gc_count', '-')}, {phase.get('full_gc_ms', '-')} ms, "
+                         f"longest {phase.get('full_gc_longest', '-')} |")
     if f:
         lines += ["", "| round | killed | new leader | leader known s | assignments resume s | "
                   "fleet re-registered s | jobs |", "|---|---|---|---|---|---|---|"]
