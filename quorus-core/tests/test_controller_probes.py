@@ -101,14 +101,19 @@ from quorus.core.controller.probes import GenerationalFreeze
 class Node:
     pass
 
-policy = GenerationalFreeze(growth=2.0, minimum=1_000)
+now = [0.0]
+policy = GenerationalFreeze(growth=2.0, minimum=1_000, interval=60.0, clock=lambda: now[0])
 policy.install()
 policy.step()
 assert gc.get_freeze_count() == 0  # no full collection yet: nothing to do
 
 kept = [[i] for i in range(5_000)]
 gc.collect()
-policy.step()  # survivors frozen; above the minimum from nothing: one complete collection
+policy.step()  # survivors frozen; above the minimum from nothing, but too soon after the last
+assert policy.complete == 0
+now[0] = 61.0
+gc.collect()
+policy.step()  # a minute later: one complete collection
 assert policy.complete == 1
 base = gc.get_freeze_count()
 assert base >= 5_000
@@ -124,6 +129,10 @@ gc.collect()
 assert ref() is not None  # frozen garbage cycle: no collection looks at it for now
 
 more = [[i] for i in range(3 * base)]
+gc.collect()
+policy.step()  # more than doubled, but within the interval: not yet
+assert policy.complete == 1 and ref() is not None
+now[0] = 122.0
 gc.collect()
 policy.step()  # the frozen objects have more than doubled: thaw and collect everything
 assert policy.complete == 2

@@ -121,19 +121,26 @@ class GenerationalFreeze:
     the next one only goes through objects made since. What is frozen is freed as usual when
     nothing refers to it; only garbage *cycles* among frozen objects would stay. So whenever
     the frozen objects have grown ``growth`` times since the last complete collection (and
-    number at least ``minimum``), :meth:`step` thaws everything and collects it all once:
-    that pause is as long as before, but it comes once per doubling of the state rather than
-    every few seconds, and frozen garbage never exceeds what that bound allows.
+    number at least ``minimum``), and at least ``interval`` seconds have passed since it (or
+    since :meth:`install`), :meth:`step` thaws everything and collects it all once. That
+    pause is as long as a full collection was before, but it comes at most once per
+    ``interval`` and once per doubling of the state, rather than every few seconds; frozen
+    garbage is bounded by what ``interval`` and ``growth`` allow.
 
     :meth:`step` runs on the event loop (the collector's callback only notes that a full
     collection happened: nothing is done inside the collector).
     """
 
-    def __init__(self, *, growth: float = 2.0, minimum: int = 200_000) -> None:
+    def __init__(self, *, growth: float = 2.0, minimum: int = 200_000,
+                 interval: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if growth <= 1:
             raise ValueError("growth must be above 1")
         self.growth = growth
         self.minimum = minimum
+        self.interval = interval
+        self._clock = clock
+        self._last_complete = clock()
         self._collected = False
         # Counted once per complete collection: gc.get_freeze_count() walks every frozen
         # object, hundreds of thousands of them, so it is not called at every step.
@@ -147,6 +154,7 @@ class GenerationalFreeze:
 
     def install(self) -> None:
         self._base = self._frozen = gc.get_freeze_count()
+        self._last_complete = self._clock()
         if self._callback not in gc.callbacks:
             gc.callbacks.append(self._callback)
 
@@ -164,11 +172,13 @@ class GenerationalFreeze:
         # last freeze (the collector's generations hold nothing else).
         self._frozen += sum(len(gc.get_objects(generation)) for generation in range(3))
         gc.freeze()
-        if self._frozen > max(self.minimum, self.growth * self._base):
+        if self._frozen > max(self.minimum, self.growth * self._base) and (
+                self._clock() - self._last_complete >= self.interval):
             gc.unfreeze()
             gc.collect()
             gc.freeze()
             self._base = self._frozen = gc.get_freeze_count()
+            self._last_complete = self._clock()
             self.complete += 1
 
     async def run(self, period: float = 0.1) -> None:
