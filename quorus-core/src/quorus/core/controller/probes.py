@@ -189,11 +189,12 @@ class GenerationalFreeze:
 
 
 def freeze_startup() -> int:
-    """Collect once, then move every object alive now out of the collector's sight for good
-    (:func:`gc.freeze`): what a process builds to start lives as long as it does, and a
-    controller builds some hundreds of thousands of such objects (modules, the API's routes
-    and models), which every full collection would otherwise go through again. Returns how
-    many objects were frozen."""
+    """Collect once, then move every object alive now out of the collector's sight
+    (:func:`gc.freeze`; only :class:`GenerationalFreeze`'s rare complete collection looks at
+    them again): what a process builds to start lives as long as it does, and a controller
+    builds some hundreds of thousands of such objects (modules, the API's routes and models),
+    which every full collection would otherwise go through again. Returns how many objects
+    are frozen."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
