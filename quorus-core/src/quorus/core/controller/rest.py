@@ -130,12 +130,10 @@ async def _forward(request: Request, exc: LeaderElsewhere, node_id: str) -> Resp
 
 def _service_error_handler(node_id: str) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, LeaderElsewhere):
-            if exc.leader_url and FORWARDED not in request.headers:
-                return await _forward(request, exc, node_id)
-            return _error(503, "no-leader", str(exc), leader=exc.leader_id,
-                          headers={"Retry-After": "1"})
-        return _service_error(request, exc)
+        if (isinstance(exc, LeaderElsewhere) and exc.leader_url
+                and FORWARDED not in request.headers):
+            return await _forward(request, exc, node_id)
+        return _service_error(request, exc)  # a leader elsewhere not reached: 503 no-leader
 
     return handle
 
