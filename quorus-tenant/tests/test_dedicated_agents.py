@@ -26,10 +26,12 @@ from quorus.core.testing.controller import (
     running_agent,
     running_controller,
 )
+from quorus.core.testing.fixtures import anyio_backend
 from quorus.tenant import plugin
 from quorus.tenant.access.extension import AccessExtension
 from quorus.tenant.routes import TenantExtension
 
+__all__ = ["anyio_backend"]  # the fixture runs every async test under asyncio and trio
 pytestmark = pytest.mark.anyio
 
 #: These tests' waits are bounded at 20 s.
@@ -108,3 +110,44 @@ async def test_a_dedicated_agent_registers_with_the_right_and_serves_only_its_te
                 assert waiting.state is JobState.QUEUED
                 reason = server.service.job_view(waiting).get("waiting_reason", "")
                 assert "dedicated to tenant hr" in str(reason)
+
+
+async def test_another_tenants_principal_cannot_take_over_a_registered_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # sales-admin may register agents in sales, and registers one under hr's agent id: were
+    # it accepted, hr's agent would become sales's, its hr jobs taken back or reported by it.
+    manager = new_plugin_manager(load_entry_points=False)
+    manager.register(plugin)
+    monkeypatch.setattr("quorus.core.hooks.plugin_manager", lambda: manager)
+    storage = tmp_path / "tenants"
+    (storage / "hr" / "in").mkdir(parents=True)
+    (storage / "hr" / "in" / "data.csv").write_bytes(b"hr" * 1000)
+    extensions = [TenantExtension(), AccessExtension()]
+    with anyio.fail_after(60):
+        async with running_controller(tmp_path / "c", extensions=extensions) as server:
+            base = f"http://{server.settings.listen_http}"
+            async with httpx.AsyncClient(base_url=base, headers=ADMIN, timeout=30) as admin:
+                assert (await admin.put("/v1/tenants", json={"yaml": tenants(storage)})
+                        ).status_code == 200
+                hr_admin = await issue(admin, "hr-admin", "hr", "transfer-admin")
+                sales_admin = await issue(admin, "sales-admin", "sales", "transfer-admin")
+            caplog.set_level(logging.ERROR, "quorus.core.agent.runtime")
+            async with agent(server, tmp_path, "hr-1", hr_admin, "hr"):
+                await wait(lambda: "hr-1" in server.state.agents)
+                registered = server.state.agents["hr-1"].registrations
+                async with agent(server, tmp_path / "other", "hr-1", sales_admin, "sales"):
+                    await wait(lambda: any(
+                        "registration rejected" in r.getMessage()
+                        and "is registered with tenant hr" in r.getMessage()
+                        for r in caplog.records))
+                    hr = server.state.agents["hr-1"]
+                    assert (hr.tenant, hr.registrations) == ("hr", registered)
+                    job = await server.service.submit_job(
+                        str(storage / "hr" / "in" / "data.csv"),
+                        str(storage / "hr" / "out.csv"), tenant="hr")
+                    await wait(lambda: server.state.jobs[job.id].state.terminal)
+                done = server.state.jobs[job.id]
+    assert done.state is JobState.COMPLETED
+    assert [a.agent_id for a in done.attempts] == ["hr-1"]
+    assert (storage / "hr" / "out.csv").read_bytes() == b"hr" * 1000

@@ -15,12 +15,13 @@ from quorus.core.controller import (
     CancelJob,
     CompleteAttempt,
     ControllerState,
+    DeregisterAgent,
     FailAttempt,
     RegisterAgent,
     Rejected,
     SubmitJob,
 )
-from quorus.core.controller.model import JobOptions, JobState
+from quorus.core.controller.model import AttemptRef, JobOptions, JobState
 from quorus.core.controller.results import RejectCode
 from quorus.core.controller.scheduler import schedule
 from quorus.core.controller.server import transfer_options
@@ -289,6 +290,47 @@ def test_dedicated_and_hybrid_allocation_bind_placement(fleet: Fleet) -> None:
     other = refused(fleet.run(AssignJob("company-job", "hr-agent", 1, T0)))
     assert "dedicated to tenant hr" in other.message
     assert isinstance(fleet.run(AssignJob("hr-job", "shared", 1, T0)), Applied)
+
+
+def test_an_agent_keeps_its_tenant_until_it_is_deregistered(fleet: Fleet) -> None:
+    # Registering is authorized in the tenant the registration names: were the agent's tenant
+    # allowed to change, a principal who may register agents in sales could take hr's agent,
+    # and with it the hr jobs it holds (their results would then be sales's to report).
+    fleet.tenants(doc("hr", strategy="dedicated"), doc("sales"))
+    fleet.agent("hr-1", tenant="hr")
+    fleet.agent("shared-1")
+    assert isinstance(fleet.submit("hr", job_id="payslips"), Applied)
+    assert isinstance(fleet.run(AssignJob("payslips", "hr-1", 1, T0)), Applied)
+    holding = (AttemptRef("payslips", 1),)
+    for agent_id, tenant, namespace, was in (("hr-1", "sales", "default", "hr"),
+                                             ("hr-1", "hr", "ops", "hr"),
+                                             ("shared-1", "sales", "default", "default")):
+        taken = refused(fleet.run(RegisterAgent(agent_id, T0 + 1, capabilities=CAPS,
+                                                holding=holding, tenant=tenant,
+                                                namespace=namespace)))
+        assert taken.code is RejectCode.ADMISSION_DENIED
+        assert f"agent {agent_id} is registered with tenant {was} namespace default: it " \
+            f"cannot register with tenant {tenant} namespace {namespace} until it is " \
+            "deregistered" in taken.message
+    # Nothing changed: the agent is hr's and still runs hr's job.
+    agent = fleet.state.agent("hr-1")
+    assert agent is not None and (agent.tenant, agent.namespace) == ("hr", "default")
+    job = fleet.state.job("payslips")
+    assert job is not None and (job.state, job.agent_id) == (JobState.ASSIGNED, "hr-1")
+    # The same tenant re-registers (a restart) as before.
+    assert isinstance(fleet.run(RegisterAgent("hr-1", T0 + 2, capabilities=CAPS,
+                                              holding=holding, tenant="hr")), Applied)
+    # Once deregistered, the id may serve another tenant.
+    assert isinstance(fleet.run(DeregisterAgent("hr-1", T0 + 3)), Applied)
+    assert isinstance(fleet.run(RegisterAgent("hr-1", T0 + 4, capabilities=CAPS,
+                                              tenant="sales")), Applied)
+    assert fleet.state.agent("hr-1").tenant == "sales"  # type: ignore[union-attr]
+
+
+def test_without_tenants_an_agent_may_change_its_tenant(fleet: Fleet) -> None:
+    fleet.agent("a1", tenant="hr")
+    fleet.agent("a1", tenant="sales")
+    assert fleet.state.agent("a1").tenant == "sales"  # type: ignore[union-attr]
 
 
 def test_hybrid_tenants_fill_their_own_agents_before_shared_ones(fleet: Fleet) -> None:

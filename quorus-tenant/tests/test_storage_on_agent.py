@@ -26,8 +26,10 @@ from quorus.core.testing.controller import (
     running_agent,
     running_controller,
 )
+from quorus.core.testing.fixtures import anyio_backend
 from quorus.tenant.commands import ApplyTenants
 
+__all__ = ["anyio_backend"]  # the fixture runs every async test under asyncio and trio
 pytestmark = pytest.mark.anyio
 
 #: These tests' waits are bounded at 20 s.

@@ -7,6 +7,10 @@ core's commands.
   job's namespace, and the job must fit every quota up the hierarchy
   (:mod:`quorus.tenant.quotas`). A refusal is a core ``Rejected``: ``quota-exceeded`` with
   ``details`` ``{quota, limit, usage, tenant}`` (HTTP 429) or ``admission-denied`` (403).
+- ``admit`` (before a ``RegisterAgent`` is applied): once any tenant is configured, an agent
+  keeps the tenant and namespace it registered with until it is deregistered, so a principal
+  allowed to register agents in one tenant cannot take over another tenant's (or a shared)
+  agent by registering its id (and with it the jobs that agent holds).
 - ``observe`` (after a core command applied): an admitted job reserves, an ended one releases
   and is counted in the usage.
 - ``may_place``: an agent registered with a configured tenant serves only that tenant and its
@@ -27,8 +31,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from quorus.core.controller.commands import Command, SubmitJob
-from quorus.core.controller.model import AgentRecord, JobRecord
+from quorus.core.controller.commands import Command, RegisterAgent, SubmitJob
+from quorus.core.controller.model import AgentRecord, AgentState, JobRecord
 from quorus.core.controller.results import Applied, RejectCode, Rejected
 from quorus.core.controller.state import ControllerState, JobConstraints
 from quorus.tenant.commands import (
@@ -148,6 +152,8 @@ class TenantStateModule:
     # -- checking core commands -----------------------------------------------------------------
 
     def admit(self, command: Command, index: int, state: ControllerState) -> Rejected | None:
+        if type(command) is RegisterAgent:
+            return self._registration_problem(command, index, state)
         if type(command) is not SubmitJob or state.job(command.job_id) is not None:
             return None  # only new submissions; a repeated one is the core's to answer
         tenant = self.tenants.get(command.tenant)
@@ -181,6 +187,25 @@ class TenantStateModule:
         return Rejected(command.NAME, index, RejectCode.QUOTA_EXCEEDED,
                         f"quota {refused.quota} exceeded: {refused.message}",
                         refused.details())
+
+    def _registration_problem(self, command: RegisterAgent, index: int,
+                              state: ControllerState) -> Rejected | None:
+        """Why an agent may not register with ``command``'s tenant and namespace: it is
+        registered (and not deregistered) with others. Whoever registers is authorized in the
+        tenant it names, not in the one the agent serves now, so a change of tenant would let
+        one tenant's principal take another's agent, its assignments and its results. With no
+        tenant configured, nothing is refused."""
+        if not self.tenants:
+            return None
+        old = state.agent(command.agent_id)
+        if old is None or old.state is AgentState.DEREGISTERED or \
+                (old.tenant, old.namespace) == (command.tenant, command.namespace):
+            return None
+        return _denied(command, index, (
+            f"agent {command.agent_id} is registered with tenant {old.tenant} namespace "
+            f"{old.namespace}: it cannot register with tenant {command.tenant} namespace "
+            f"{command.namespace} until it is deregistered (drain it with quorus agents drain "
+            f"{command.agent_id}, or stop it), or choose another agent id"))
 
     def storage_roots(self, chain: tuple[str, ...]) -> tuple[str, ...]:
         """The storage of the first tenant of ``chain``: its ``allowedDestinations``, else its
