@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +82,7 @@ async def test_the_commands_over_the_rest_api(tmp_path: Path,
         assert "acme-corp-hr (suspended)" in (await run("tree")).output
         shown = (await run("show", "acme-corp-finance")).output
         assert "maxConcurrentTransfers=10" in shown and "children: payroll-team" in shown
+        assert "running: 0, stored: 0 bytes" in shown
         effective = (await run("effective-config", "acme-corp-finance", "--namespace",
                                "payroll")).output
         assert any(line.startswith("defaults.retry.backoff") and '"fixed"' in line
@@ -92,9 +94,21 @@ async def test_the_commands_over_the_rest_api(tmp_path: Path,
         usage = await run("usage", "acme-corp", "--period", "month")
         assert usage.output.startswith(f"acme-corp {time.strftime('%Y-%m', time.gmtime())}: "
                                        "submitted 0")
+        assert "running 0, reserved 0 bytes, stored 0 bytes" in usage.output
+        daily = await run("usage", "acme-corp")
+        assert daily.output.startswith(f"acme-corp {time.strftime('%Y-%m-%d', time.gmtime())}: ")
         today = time.strftime("%Y-%m-%d", time.gmtime())
+        await server.service.submit_job("/data/acme-corp/in/a", "/data/acme-corp/out/a",
+                                        tenant="acme-corp-finance")
         report = await run("report", "acme-corp", "--from", today, "--to", today)
         assert report.exit_code == 0, report.output
-        header = next(csv.reader(io.StringIO(report.output)))
-        assert header == ["date", "tenant", "submitted", "completed", "failed", "cancelled",
-                          "bytes", "oversize"]
+        rows = list(csv.reader(io.StringIO(report.output)))
+        assert rows[0] == ["date", "tenant", "submitted", "completed", "failed", "cancelled",
+                           "bytes", "oversize"]
+        assert [r[:3] for r in rows[1:]] == [[today, "acme-corp", "1"],
+                                             [today, "acme-corp-finance", "1"]]
+        as_json = await run("report", "acme-corp", "--from", today, "--to", today,
+                            "--format", "json")
+        assert as_json.exit_code == 0, as_json.output
+        assert [(r["date"], r["tenant"], r["submitted"]) for r in json.loads(as_json.output)
+                ] == [(today, "acme-corp", 1), (today, "acme-corp-finance", 1)]

@@ -15,7 +15,14 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from quorus.core.controller.model import JobState
+from quorus.core.controller.commands import (
+    AssignJob,
+    CancelJob,
+    CompleteAttempt,
+    FailAttempt,
+    RegisterAgent,
+)
+from quorus.core.controller.model import AgentCapabilities, JobState
 from quorus.core.controller.server import ControllerServer
 from quorus.core.testing.controller import TOKEN, running_controller
 from quorus.core.testing.fixtures import anyio_backend
@@ -196,3 +203,48 @@ async def test_a_submission_storm_never_gets_past_a_quota(
     ledger = module(server).ledger
     assert ledger.running == {"storm": 50}
     assert ledger.usage("storm", time.strftime("%Y-%m-%d", time.gmtime())).submitted == 50
+
+
+async def test_storage_usage_rolls_up_is_released_and_shown(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    server, client = controller
+    propose = server.service.propose
+    assert (await apply(client, doc("company", maxStorageUsage=1000), doc("team", "company"),
+                        doc("other", "company"))).status_code == 200
+    await propose(RegisterAgent("a1", time.time(), capabilities=AgentCapabilities(
+        protocols=("file",), max_concurrent=10)))
+
+    async def job(tenant: str, size: int) -> str:
+        answer = await submit(client, tenant, expected_size=size)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    written = await job("team", 600)
+    await propose(AssignJob(written, "a1", 1, time.time()))
+    await propose(CompleteAttempt(written, "a1", 1, time.time(), 600, "0" * 64))
+    # What team wrote counts against the company's storage, for every tenant below it.
+    over = await submit(client, "other", expected_size=401)
+    assert over.status_code == 429
+    assert over.json()["details"] == {"quota": "maxStorageUsage", "limit": 1000,
+                                      "usage": 600, "tenant": "company"}
+    # A reservation is released when its job fails or is cancelled.
+    failing = await job("other", 400)
+    assert (await submit(client, "team", expected_size=1)).status_code == 429
+    await propose(AssignJob(failing, "a1", 1, time.time()))
+    await propose(FailAttempt(failing, "a1", 1, time.time(), "disk full", False))
+    cancelled = await job("team", 400)
+    assert (await submit(client, "other", expected_size=1)).status_code == 429
+    await propose(CancelJob(cancelled, time.time()))
+    assert (await client.get("/v1/tenants/company/usage")).json()["reserved_bytes"] == 0
+
+    for tenant, stored in (("company", 600), ("team", 600), ("other", 0)):
+        usage = (await client.get(f"/v1/tenants/{tenant}/usage")).json()
+        assert usage["stored_bytes"] == stored, tenant
+        assert (await client.get(f"/v1/tenants/{tenant}")).json()["stored_bytes"] == stored
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    report = (await client.get("/v1/tenants/company/report",
+                               params={"from": today, "to": today})).json()
+    assert {r["tenant"]: (r["submitted"], r["completed"], r["failed"], r["cancelled"],
+                          r["bytes"]) for r in report["rows"]} == {
+        "company": (3, 1, 1, 1, 600), "team": (2, 1, 0, 1, 600), "other": (1, 0, 1, 0, 0)}

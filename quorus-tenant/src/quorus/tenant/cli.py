@@ -96,7 +96,7 @@ def show(tenant_id: str, controllers: tuple[str, ...], token: str | None,
     quotas = {k: v for k, v in view["quotas"].items() if v is not None}
     click.echo("  quotas: " + (", ".join(f"{k}={v}" for k, v in sorted(quotas.items()))
                                or "none"))
-    click.echo(f"  running: {view['running']}")
+    click.echo(f"  running: {view['running']}, stored: {view['stored_bytes']} bytes")
     for period in ("day", "month"):
         usage = view["usage"][period]
         click.echo(f"  {usage['period']}: " + ", ".join(
@@ -195,7 +195,8 @@ def usage(tenant_id: str, period: str, controllers: tuple[str, ...], token: str 
     counts = answer["usage"]
     click.echo(f"{answer['tenant']} {answer['period']}: " + ", ".join(
         f"{k} {counts[k]}" for k in REPORT_COLUMNS[2:]))
-    click.echo(f"  running {answer['running']}, reserved {answer['reserved_bytes']} bytes")
+    click.echo(f"  running {answer['running']}, reserved {answer['reserved_bytes']} bytes, "
+               f"stored {answer['stored_bytes']} bytes")
     for name, limit in sorted(answer["quotas"].items()):
         if limit is not None:
             click.echo(f"  {name}: {limit}")

@@ -69,6 +69,7 @@ def tenant_view(module: TenantStateModule, tenant: Tenant, at: float) -> dict[st
     view["quotas"] = {QUOTA_NAMES[k]: v for k, v in view["quotas"].items()}
     view["children"] = module.children(tenant.id)
     view["running"] = module.ledger.running.get(tenant.id, 0)
+    view["stored_bytes"] = module.ledger.stored.get(tenant.id, 0)
     view["usage"] = {"day": {"period": day, **module.ledger.usage(tenant.id, day).as_json()},
                      "month": {"period": month,
                                **module.ledger.usage(tenant.id, month).as_json()}}
@@ -197,7 +198,8 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
                            period: Literal["day", "month"] = "day",
                            consistent: Consistent = True) -> dict[str, Any]:
         """The tenant's usage (its descendants' included) in the current UTC day or month,
-        with its quotas and what unfinished jobs hold."""
+        with its quotas, what unfinished jobs hold (``running``, ``reserved_bytes``) and the
+        bytes its jobs ever wrote (``stored_bytes``, what ``maxStorageUsage`` counts)."""
         tenants = await read(consistent)
         usage_scope(tenants, tenant_id, request)
         day, month = periods(clock())
@@ -207,6 +209,7 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
                 "usage": tenants.ledger.usage(tenant_id, current).as_json(),
                 "running": tenants.ledger.running.get(tenant_id, 0),
                 "reserved_bytes": tenants.ledger.reserved.get(tenant_id, 0),
+                "stored_bytes": tenants.ledger.stored.get(tenant_id, 0),
                 "quotas": dict(found.quotas.items()) if found is not None else {}}
 
     @router.get("/v1/tenants/{tenant_id}/report")
