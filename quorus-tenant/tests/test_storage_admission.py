@@ -38,6 +38,15 @@ spec:
   security:
     networking:
       allowedDestinations: ["/data/globex/*"]
+---
+apiVersion: quorus.dev/v1
+kind: TenantConfiguration
+metadata: {name: muller}
+spec:
+  hierarchy: {parent: null}
+  security:
+    networking:
+      allowedDestinations: ["/data/m\u00fcller"]
 """
 
 
@@ -72,6 +81,10 @@ def controller() -> Controller:
     ("/data/acme/x", "sftp://files.acme.internal/in/x.csv", "acme"),
     ("/data/acme/hr/in", "/data/acme/hr/out", "acme-hr"),  # the parent's storage
     ("https://x.internal/a", "/data/globex/a", "globex"),
+    # Scheme and host compare without case; paths are NFC: a decomposed ü is the same name.
+    ("/data/acme/x", "SFTP://Files.Acme.Internal/in/x.csv", "acme"),
+    ("https://x/a", "/data/mu\u0308ller/a", "muller"),
+    ("https://x/a", "/data/m\u00fcller/caf\u0065\u0301.csv", "muller"),
 ])
 def test_inside_the_tenants_storage_is_admitted(controller: Controller, source: str,
                                                 destination: str, tenant: str) -> None:
@@ -89,6 +102,17 @@ def test_inside_the_tenants_storage_is_admitted(controller: Controller, source: 
     ("/data/globex/secret", "/data/acme/stolen", "acme", "source"),
     ("https://x/a", "/data/acme/a", "globex", "outside the storage of tenant globex"),
     ("https://x/a", "/data/acme/hr/../../globex/a", "acme-hr", "outside"),
+    # Hostile names: double percent-encoding, backslashes, and look-alikes that fold to
+    # separators or dots (fullwidth solidus and full stop, the two-dot leader).
+    ("https://x/a", "/data/acme/%252e%252e/globex/a", "acme", "refused"),
+    ("https://x/a", "/data/acme/..\\..\\globex\\a", "acme", "refused"),
+    ("https://x/a", "/data/acme/\uff0e\uff0e\uff0fglobex/a", "acme", "refused"),
+    ("https://x/a", "/data/acme/\u2025/globex/a", "acme", "refused"),
+    # A path's case is its own: /data/ACME is not acme's /data/acme on a POSIX disk.
+    ("https://x/a", "/data/ACME/a", "acme", "outside"),
+    # Normalising Unicode never takes a path out of the root it names, nor into another's.
+    ("https://x/a", "/data/mu\u0308ller/../acme/a", "muller", "outside"),
+    ("https://x/a", "/data/m\u00fcllerx/a", "muller", "outside"),
 ])
 def test_escapes_and_other_tenants_storage_are_refused(
     controller: Controller, source: str, destination: str, tenant: str, why: str,
