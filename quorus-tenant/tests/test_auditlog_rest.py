@@ -62,9 +62,9 @@ async def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     manager = new_plugin_manager(load_entry_points=False)
     manager.register(plugin)
     monkeypatch.setattr("quorus.core.hooks.plugin_manager", lambda: manager)
-    # The audit extension asks the others for their verdict, so it must come before any
-    # that may deny (the controller stops at the first objection).
-    extensions: list[Any] = [AuditExtension(flush_interval=0.02), Gate(), TenantExtension()]
+    # The gate is asked first: the controller tells the audit extension every final verdict,
+    # so a denial by an extension asked before it is recorded too.
+    extensions: list[Any] = [Gate(), AuditExtension(flush_interval=0.02), TenantExtension()]
     async with running_controller(tmp_path / "c", extensions=extensions) as server:
         base = f"http://{server.settings.listen_http}"
         async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=30) as client:
@@ -209,6 +209,11 @@ async def test_cli_export_writes_json_lines_to_a_file_or_stdout(
     assert shown.exit_code == 0
     tail = list(read_lines(shown.output.splitlines()))
     assert tail and all(r.at >= cutoff for r in tail)
+    before = await cli("export", "--tenant", "acme", "--to", str(cutoff), *where)
+    assert before.exit_code == 0
+    head = list(read_lines(before.output.splitlines()))
+    assert head and all(r.at < cutoff for r in head)
+    assert len(head) + len(tail) >= len(records)
     refused = await cli("export", "--tenant", "gamma", "--output", str(tmp_path / "g"),
                         *where)
     assert refused.exit_code == 1 and "sealed" in refused.output

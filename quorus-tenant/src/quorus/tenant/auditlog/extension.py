@@ -4,19 +4,15 @@ intact), each behind ``audit.read`` in that tenant (``tenant=*``: the chain of a
 no single tenant, behind ``audit.read`` on the whole controller) — and the recording of
 authorization decisions.
 
-Its ``authorize`` never objects: it asks the other extensions for their verdict and queues the
-decision (allowed, or denied with the reason). Decisions are recorded by the leader that
-served them: its ``lead`` task writes the queue every :data:`FLUSH_INTERVAL` seconds as one
-``audit-decisions`` command, so each decision reaches its tenant's chain at least once and
+It decides nothing: the controller tells its ``authorized`` hook every final verdict it
+reaches (REST endpoints and agent registrations alike), whichever extension objected, and it
+queues the decision (allowed, or denied with the reason). Decisions are recorded by the leader
+that served them: its ``lead`` task writes the queue every :data:`FLUSH_INTERVAL` seconds as
+one ``audit-decisions`` command, so each decision reaches its tenant's chain at least once and
 normally at most a flush interval late: a batch whose proposal failed is queued again (and may
 then be written twice) and written when this controller's leader task next runs. A controller
 that does not lead (a follower serving a read with ``consistent=false``) records none. The
 queue is bounded; the count of decisions dropped from it is written with the next batch.
-
-The controller asks its extensions in turn and stops at the first objection, so a denial by an
-extension asked before this one never reaches it: installed extensions are asked in name order
-(``access`` before ``audit``), and only the denials of those after it, and every allowed
-decision, are recorded until the controller tells extensions every verdict it reaches.
 """
 
 from __future__ import annotations
@@ -50,8 +46,6 @@ PRUNE_INTERVAL = DAY
 EXPORT_CHUNK = 256
 
 Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
-# Set while this extension asks the others for their verdict, so that its own authorize,
-# called again by that question, neither recurses nor records twice.
 
 
 def parse_time(text: str | None, name: str) -> float | None:
