@@ -97,6 +97,10 @@ async def test_the_commands_over_the_rest_api(tmp_path: Path,
         assert "running 0, reserved 0 bytes, stored 0 bytes" in usage.output
         daily = await run("usage", "acme-corp")
         assert daily.output.startswith(f"acme-corp {time.strftime('%Y-%m-%d', time.gmtime())}: ")
+        past = await run("usage", "acme-corp", "--period", "2025-03")
+        assert past.exit_code == 0 and past.output.startswith("acme-corp 2025-03: submitted 0")
+        wrong = await run("usage", "acme-corp", "--period", "2025-3")
+        assert wrong.exit_code == 2 and "YYYY-MM" in wrong.output
         today = time.strftime("%Y-%m-%d", time.gmtime())
         await server.service.submit_job("/data/acme-corp/in/a", "/data/acme-corp/out/a",
                                         tenant="acme-corp-finance")

@@ -21,6 +21,7 @@ from quorus.core.controller.commands import (
     CompleteAttempt,
     FailAttempt,
     RegisterAgent,
+    SubmitJob,
 )
 from quorus.core.controller.model import AgentCapabilities, JobState
 from quorus.core.controller.server import ControllerServer
@@ -248,3 +249,29 @@ async def test_storage_usage_rolls_up_is_released_and_shown(
     assert {r["tenant"]: (r["submitted"], r["completed"], r["failed"], r["cancelled"],
                           r["bytes"]) for r in report["rows"]} == {
         "company": (3, 1, 1, 1, 600), "team": (2, 1, 0, 1, 600), "other": (1, 0, 1, 0, 0)}
+
+
+async def test_usage_of_a_given_day_or_month(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    server, client = controller
+    assert (await apply(client, doc("company"), doc("team", "company"))).status_code == 200
+    march_31 = 1_743_422_400.0  # 2025-03-31 12:00 UTC
+    for n, at in enumerate((march_31, march_31, march_31 + 86400)):
+        await server.service.propose(SubmitJob.new(
+            "/data/tenants/team/a", f"/data/tenants/team/b{n}", job_id=f"old-{n}", at=at,
+            tenant="team"))
+
+    async def submitted(period: str) -> int:
+        answer = await client.get("/v1/tenants/company/usage", params={"period": period})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["period"] == period
+        return int(answer.json()["usage"]["submitted"])
+
+    assert [await submitted(p) for p in ("2025-03-31", "2025-04-01", "2025-03", "2025-04",
+                                         "2025-02")] == [2, 1, 2, 1, 0]
+    for bad, status in (("2025-13", 400), ("2025-02-30", 400), ("yesterday", 422)):
+        answer = await client.get("/v1/tenants/company/usage", params={"period": bad})
+        assert answer.status_code == status, (bad, answer.text)
+    assert "invalid period '2025-13'" in (await client.get(
+        "/v1/tenants/company/usage", params={"period": "2025-13"})).json()["message"]

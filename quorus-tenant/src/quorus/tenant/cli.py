@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,14 +180,22 @@ def effective_config(tenant_id: str, namespace: str | None, controllers: tuple[s
         click.echo(f"{value['path']:<{width}}  {shown}  ({value['source']})")
 
 
+def _period(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if re.fullmatch(r"day|month|\d{4}-\d{2}(-\d{2})?", value) is None:
+        raise click.BadParameter("use day, month, a UTC day YYYY-MM-DD or a month YYYY-MM")
+    return value
+
+
 @tenant.command()
 @click.argument("tenant_id")
-@click.option("--period", type=click.Choice(["day", "month"]), default="day",
-              show_default=True, help="The current UTC day or month.")
+@click.option("--period", default="day", show_default=True, callback=_period,
+              metavar="day|month|YYYY-MM-DD|YYYY-MM",
+              help="The current UTC day or month, or a given UTC day or month.")
 @fleet_options
 def usage(tenant_id: str, period: str, controllers: tuple[str, ...], token: str | None,
           as_json: bool) -> None:
-    """Usage of TENANT_ID (its descendants included) against its quotas."""
+    """Usage of TENANT_ID (its descendants included) in a day or month, against its
+    quotas."""
     answer = _call(controllers, token, "GET", _path(tenant_id, "usage"),
                    params={"period": period})
     if as_json:

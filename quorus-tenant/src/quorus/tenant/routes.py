@@ -45,6 +45,8 @@ from quorus.tenant.state import TenantStateModule
 
 Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
 DATE = r"^\d{4}-\d{2}-\d{2}$"
+#: ``day`` or ``month`` (the current UTC one), or a UTC day ``YYYY-MM-DD`` or month ``YYYY-MM``.
+PERIOD = r"^(day|month|\d{4}-\d{2}(-\d{2})?)$"
 #: Longest report, in days.
 MAX_REPORT_DAYS = 400
 REPORT_COLUMNS = ("date", "tenant", "submitted", "completed", "failed", "cancelled", "bytes",
@@ -195,15 +197,18 @@ def tenant_router(service: ControllerService, *, clock: Callable[[], float]) -> 
 
     @router.get("/v1/tenants/{tenant_id}/usage")
     async def tenant_usage(tenant_id: str, request: Request,
-                           period: Literal["day", "month"] = "day",
+                           period: Annotated[str, Query(pattern=PERIOD)] = "day",
                            consistent: Consistent = True) -> dict[str, Any]:
-        """The tenant's usage (its descendants' included) in the current UTC day or month,
-        with its quotas, what unfinished jobs hold (``running``, ``reserved_bytes``) and the
-        bytes its jobs ever wrote (``stored_bytes``, what ``maxStorageUsage`` counts)."""
+        """The tenant's usage (its descendants' included) in the current UTC day or month
+        (``period`` ``day`` or ``month``), or in a given UTC day (``YYYY-MM-DD``) or month
+        (``YYYY-MM``) while it is kept, with its quotas, what unfinished jobs hold now
+        (``running``, ``reserved_bytes``) and the bytes its jobs ever wrote (``stored_bytes``,
+        what ``maxStorageUsage`` counts)."""
         tenants = await read(consistent)
         usage_scope(tenants, tenant_id, request)
         day, month = periods(clock())
-        current = day if period == "day" else month
+        current = day if period == "day" else month if period == "month" else \
+            _period(period)
         found = tenants.tenant(tenant_id)
         return {"tenant": tenant_id, "period": current,
                 "usage": tenants.ledger.usage(tenant_id, current).as_json(),
@@ -248,6 +253,16 @@ def report_rows(tenants: TenantStateModule, tenant_id: str, start: str, end: str
     scope = {t for t in tenants.tenants if tenant_id in tenants.chain(t)} | {tenant_id}
     return [{"date": day, "tenant": tenant, **usage.as_json()}
             for day, tenant, usage in tenants.ledger.daily(start, end) if tenant in scope]
+
+
+def _period(text: str) -> str:
+    """``text`` if it is a real UTC day ``YYYY-MM-DD`` or month ``YYYY-MM``."""
+    try:
+        time.strptime(text, "%Y-%m-%d" if len(text) == 10 else "%Y-%m")
+    except ValueError:
+        raise InvalidRequest(f"invalid period {text!r}: use day, month, a day YYYY-MM-DD or "
+                             "a month YYYY-MM") from None
+    return text
 
 
 def _day_number(text: str) -> int:
