@@ -359,3 +359,18 @@ async def test_expired_revoked_and_deleted_principals_tokens_are_refused(fleet: 
     assert unbound.status_code == 200 and unbound.json()["roles"] == []
     nothing = await fleet.as_["alice"].get("/v1/jobs")
     assert nothing.status_code == 200 and nothing.json()["jobs"] == []
+
+
+async def test_a_batch_is_authorized_job_by_job(fleet: Fleet) -> None:
+    jobs = [{"id": f"b-{tenant}", "source": f"/data/tenants/{tenant}/a",
+             "destination": f"/data/tenants/{tenant}/b", "tenant": tenant}
+            for tenant in ("acme-finance", "globex", "acme-hr", "acme-finance")]
+    jobs[3]["id"] = "b-acme-finance-2"
+    answer = await fleet.as_["alice"].post("/v1/jobs/batch", json={"jobs": jobs})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [201, 403, 403, 201]
+    assert "principal 'alice' has no role in tenant 'globex'" in results[1]["message"]
+    assert sorted(fleet.server.state.jobs) == ["b-acme-finance", "b-acme-finance-2"]
+    viewer = await fleet.as_["bob"].post("/v1/jobs/batch", json={"jobs": jobs[:1]})
+    assert [r["status"] for r in viewer.json()["results"]] == [403]

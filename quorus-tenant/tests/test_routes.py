@@ -275,3 +275,39 @@ async def test_usage_of_a_given_day_or_month(
         assert answer.status_code == status, (bad, answer.text)
     assert "invalid period '2025-13'" in (await client.get(
         "/v1/tenants/company/usage", params={"period": "2025-13"})).json()["message"]
+
+
+async def test_a_batch_never_gets_past_a_quota(
+    controller: tuple[ControllerServer, httpx.AsyncClient],
+) -> None:
+    server, client = controller
+    assert (await apply(client, doc("company", maxConcurrentTransfers=7),
+                        doc("team", "company", maxConcurrentTransfers=5),
+                        doc("other", "company"))).status_code == 200
+
+    def jobs(tenant: str, count: int) -> list[dict[str, Any]]:
+        return [{"source": f"/data/tenants/{tenant}/a",
+                 "destination": f"/data/tenants/{tenant}/b", "tenant": tenant}] * count
+
+    async def batches(*parts: list[dict[str, Any]]) -> list[int]:
+        """Four batches of the same jobs at once."""
+        body = {"jobs": [job for part in parts for job in part]}
+        statuses: list[int] = []
+
+        async def one() -> None:
+            done = await client.post("/v1/jobs/batch", json=body)
+            assert done.status_code == 200, done.text
+            statuses.extend(r["status"] for r in done.json()["results"])
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(one)
+        return statuses
+
+    statuses = await batches(jobs("team", 10), jobs("other", 10))
+    assert statuses.count(201) == 7 and statuses.count(429) == 73
+    # Whichever batch is applied first: its team jobs come first, 5 by the team's own quota,
+    # then 2 of other's by the company's; nothing of the later batches fits.
+    assert module(server).ledger.running == {"company": 7, "team": 5, "other": 2}
+    unfinished = [j for j in server.state.jobs.values() if not j.state.terminal]
+    assert len(unfinished) == 7
