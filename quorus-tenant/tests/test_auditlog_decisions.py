@@ -1,11 +1,13 @@
 """The leader's decision queue (coalescing, bounded with a dropped count, batches put back) and
-the audit extension's ``authorize``: it records the other extensions' verdict, never objects,
-records only while leading, and re-queues a batch whose proposal failed."""
+the audit extension's ``authorized`` hook: it records the controller's every verdict, only
+while leading, and re-queues a batch whose proposal failed; the leader prunes for retention
+when it starts leading and every prune interval after."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from quorus.core.auth import Principal
 from quorus.core.controller.commands import Command
@@ -15,6 +17,7 @@ from quorus.tenant.auditlog import (
     AuditDecision,
     AuditExtension,
     DecisionQueue,
+    PruneAudit,
     RecordDecisions,
     parse_time,
 )
@@ -143,6 +146,18 @@ async def test_flush_proposes_one_batch_and_puts_it_back_when_that_fails() -> No
     assert isinstance(command, RecordDecisions) and command.node == "c1"
     assert [(d.action, d.allowed) for d in command.decisions] == [
         ("jobs.read", False), ("jobs.submit", True)]
+
+
+@pytest.mark.anyio
+async def test_the_leader_prunes_when_it_starts_leading_and_every_interval_after() -> None:
+    extension = AuditExtension(clock=lambda: 42.0, flush_interval=0.01, prune_interval=0.1)
+    leading = Leadership(Service(Runtime()))
+    with anyio.move_on_after(0.45):
+        await extension.lead(leading)
+    assert not extension._leading  # no longer recording once it stopped leading
+    assert isinstance(leading.proposed[0], PruneAudit)  # at once, not a day later
+    assert all(isinstance(c, PruneAudit) and c.at == 42.0 for c in leading.proposed)
+    assert 2 <= len(leading.proposed) <= 5
 
 
 def test_times_are_seconds_or_iso_8601() -> None:
