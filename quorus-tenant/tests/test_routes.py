@@ -126,6 +126,18 @@ async def test_invalid_configuration_is_a_400_with_every_problem_and_nothing_app
         "first or in the same file",
         "tenants form a cycle: a → c → b → a: a tenant cannot be its own ancestor"]
     assert module(server).tenants == {}
+    assert (await apply(client, doc("company", maxConcurrentTransfers=5,
+                                    maxStorageUsage="1GB"))).status_code == 200
+    before = dict(module(server).tenants)
+    above = await apply(client, doc("team", "company", maxConcurrentTransfers=6),
+                        doc("other", "company", maxStorageUsage="2GB"))
+    assert above.status_code == 400
+    assert above.json()["problems"] == [
+        "tenant 'other': quota maxStorageUsage 2000000000 bytes (1.9 GiB) is above its parent "
+        "'company''s 1000000000 bytes (953.7 MiB): lower it to at most 1000000000",
+        "tenant 'team': quota maxConcurrentTransfers 6 is above its parent 'company''s 5: "
+        "lower it to at most 5"]
+    assert module(server).tenants == before  # neither child applied
 
 
 async def test_quota_refusals_are_429_and_a_suspended_tenant_403(
