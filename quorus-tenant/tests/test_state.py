@@ -327,6 +327,22 @@ def test_an_agent_keeps_its_tenant_until_it_is_deregistered(fleet: Fleet) -> Non
     assert fleet.state.agent("hr-1").tenant == "sales"  # type: ignore[union-attr]
 
 
+def test_another_tenants_agent_cannot_report_on_a_job(fleet: Fleet) -> None:
+    fleet.tenants(doc("hr", strategy="dedicated"), doc("sales", strategy="dedicated"))
+    fleet.agent("hr-1", tenant="hr")
+    fleet.agent("sales-1", tenant="sales")
+    assert isinstance(fleet.submit("hr", job_id="payslips"), Applied)
+    assert isinstance(fleet.run(AssignJob("payslips", "hr-1", 1, T0)), Applied)
+    for command in (CompleteAttempt("payslips", "sales-1", 1, T0, 10, SHA),
+                    FailAttempt("payslips", "sales-1", 1, T0, "gone", False),
+                    AssignJob("payslips", "sales-1", 2, T0)):
+        assert isinstance(fleet.run(command), Rejected), command
+    job = fleet.state.job("payslips")
+    assert job is not None and (job.state, job.agent_id, job.attempt) == (
+        JobState.ASSIGNED, "hr-1", 1)
+    assert fleet.module.ledger.running == {"hr": 1}
+
+
 def test_without_tenants_an_agent_may_change_its_tenant(fleet: Fleet) -> None:
     fleet.agent("a1", tenant="hr")
     fleet.agent("a1", tenant="sales")
