@@ -208,3 +208,26 @@ def test_the_limit_bounds_a_round_and_the_plan_is_deterministic() -> None:
     # The top-priority jobs come first.
     assert all(one.state.jobs[a.job_id].priority == 2 for a in plan.assignments)
     assert len(one.run()) == 30 and len(one.waiting) == 20
+
+
+def test_assignments_in_flight_are_not_planned_again_and_hold_their_agents_slots() -> None:
+    # The leader plans a round while an earlier round's assignments are being committed.
+    fleet = Fleet()
+    fleet.agent("a", slots=2)
+    fleet.agent("b", slots=1)
+    for i in range(5):
+        fleet.job(f"j{i}")
+    first = schedule(fleet.state, max_assignments=2)
+    in_flight = {a.job_id: a.agent_id for a in first.assignments}
+    assert in_flight == {"j0": "a", "j1": "b"}
+    # Not yet applied: the jobs are still queued in the state, but nothing is placed twice
+    # and b, whose one slot the first round took, gets nothing.
+    second = schedule(fleet.state, in_flight=in_flight)
+    assert [(a.job_id, a.agent_id) for a in second.assignments] == [("j2", "a")]
+    assert set(second.waiting) == {"j3", "j4"}
+    assert "j0" not in second.waiting and "j1" not in second.waiting
+    assert second.waiting["j3"] == "all 2 agents that support file are full"
+    # Once the first round is applied the overlay is gone and the state holds the same.
+    for assignment in first.assignments:
+        fleet.do(assignment.command(3.0))
+    assert schedule(fleet.state).assignments == second.assignments

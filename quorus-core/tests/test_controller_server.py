@@ -280,3 +280,56 @@ async def test_bad_input_on_the_agent_port_is_refused_and_nothing_recorded(
         assert received[-1].code is code
         assert server.state.applied_index == before
         assert dict(server.state.agents) == {}
+
+
+async def test_a_round_is_planned_while_an_earlier_rounds_assignments_are_being_committed(
+        tmp_path: Path) -> None:
+    # The first round's consensus write is held back; a job submitted meanwhile is planned,
+    # committed and pushed by the next round without waiting for it, on the slot left free,
+    # and no job is assigned twice.
+    from quorus.core.controller.commands import AssignJob
+
+    async with running_controller(tmp_path / "c") as server, anyio.create_task_group() as tg:
+        agent = ScriptedAgent("agent-1", [controller_address(server)], mode="hold",
+                              max_concurrent=3)
+        tg.start_soon(agent.run)
+        with anyio.fail_after(10):
+            await agent.registered.wait()
+        real = server.propose_all
+        release = anyio.Event()
+        rounds: list[list[str]] = []
+
+        async def held_first_round(commands: Any) -> Any:
+            assignments = [c.job_id for c in commands if isinstance(c, AssignJob)]
+            if assignments:
+                rounds.append(assignments)
+                if len(rounds) == 1:
+                    await release.wait()
+            return await real(commands)
+
+        server.propose_all = held_first_round  # type: ignore[method-assign]
+        sources = [source_file(tmp_path, f"in{i}.bin", 1024) for i in range(4)]
+        first = [await server.service.submit_job(str(sources[i]), str(tmp_path / f"o{i}"))
+                 for i in range(2)]
+        await eventually(lambda: rounds)
+        # A round may have taken one job or both before the second was submitted.
+        late = [await server.service.submit_job(str(sources[i]), str(tmp_path / f"o{i}"))
+                for i in range(2, 4)]
+        jobs = [j.id for j in first + late]
+        held = set(rounds[0])
+        # The agent has 3 slots, the held round holds len(held) of them: the next round
+        # places exactly the rest while the first is still uncommitted.
+        await eventually(lambda: sum(1 for j in jobs if server.state.jobs[j].state
+                                     in (JobState.ASSIGNED, JobState.RUNNING)) == 3 - len(held))
+        assert all(server.state.jobs[j].state is JobState.QUEUED for j in held)
+        release.set()
+        await eventually(lambda: sum(1 for j in jobs if server.state.jobs[j].state
+                                     in (JobState.ASSIGNED, JobState.RUNNING)) == 3)
+        placed = [j for r in rounds for j in r]
+        assert len(placed) == len(set(placed))  # no job proposed for assignment twice
+        waiting = next(j for j in jobs if server.state.jobs[j].state is JobState.QUEUED)
+        await eventually(lambda: waiting in server.soft.waiting)
+        assert server.soft.waiting[waiting] == "the one agent that supports file is full"
+        await eventually(lambda: len(agent.assigns()) >= 3)
+        assert sorted(a.job_id for a in agent.assigns()) == sorted(set(jobs) - {waiting})
+        agent.kill()

@@ -332,6 +332,17 @@ class JobPlacement:
     source_site: Site | None = None
     destination_site: Site | None = None
 
+    @property
+    def constrains_agents(self) -> bool:
+        """Some agents may not run the job (a required site or label rules)."""
+        return bool(self.required_site is not None or self.affinity or self.anti_affinity)
+
+    @property
+    def has_targets(self) -> bool:
+        """Some agents are nearer than others (a preferred, source or destination site)."""
+        return not (self.preferred_site is None and self.source_site is None
+                    and self.destination_site is None)
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:

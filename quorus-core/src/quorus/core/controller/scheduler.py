@@ -20,6 +20,10 @@ a round costs about one heap operation per assignment, not a scan of every agent
 no agent has a free slot left the round stops: a backlog of queued jobs behind a full fleet
 costs nothing per round, and why each of those jobs waits is worked out when it is read
 (:class:`WaitingReasons`).
+
+Rounds overlap: the leader plans the next round while the assignments of earlier ones are
+still being committed. Those assignments are passed in as ``in_flight`` (job id to agent id):
+their jobs are not placed again and their agents' slots count as taken.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from quorus.core.controller.model import (
     JobRecord,
     JobState,
 )
-from quorus.core.controller.placement import placement_problem, proximity
+from quorus.core.controller.placement import SAME_ZONE, placement_problem, proximity
 
 if TYPE_CHECKING:
     from quorus.core.controller.state import ControllerState
@@ -100,26 +104,43 @@ class _Candidate:
 
 
 class _Round:
-    def __init__(self, state: ControllerState, capacity: Mapping[str, AgentCapacity] | None):
+    def __init__(self, state: ControllerState, capacity: Mapping[str, AgentCapacity] | None,
+                 held: Mapping[str, int]):
         self.state = state
         self.capacity = capacity
         self.candidates: dict[str, _Candidate] = {}
         self.by_protocol: dict[str, list[str]] = {}
-        for agent in state.agents.values():
-            if not agent.state.schedulable:
+        # A round looks at every connected agent, so this loop is written for speed (measured:
+        # most of a round's time on a fleet of 1,000): no calls per agent beyond lookups.
+        candidates = self.candidates
+        by_protocol = self.by_protocol
+        load_of = state.load
+        schedulable = _SCHEDULABLE
+        for agent_id, agent in state.agents.items():
+            if agent.state not in schedulable:
                 continue
-            soft = self._soft(agent.id)
-            if not soft.connected:
-                continue
-            load = state.load(agent.id)
+            if capacity is not None:
+                soft = capacity.get(agent_id)
+                if soft is None or not soft.connected:
+                    continue
+                reported = soft.free_slots
+            else:
+                reported = None
+            load = load_of(agent_id) + held.get(agent_id, 0)
             free = agent.capabilities.max_concurrent - load
-            if soft.free_slots is not None:
-                free = min(free, soft.free_slots)
+            if reported is not None and reported < free:
+                free = reported
             if free <= 0:
                 continue
-            self.candidates[agent.id] = _Candidate(agent, load, free)
-            for scheme in dict.fromkeys(agent.capabilities.protocols):
-                self.by_protocol.setdefault(scheme, []).append(agent.id)
+            candidates[agent_id] = _Candidate(agent, load, free)
+            protocols = agent.capabilities.protocols
+            for scheme in (protocols if len(protocols) == len(set(protocols))
+                           else dict.fromkeys(protocols)):
+                ids = by_protocol.get(scheme)
+                if ids is None:
+                    by_protocol[scheme] = [agent_id]
+                else:
+                    ids.append(agent_id)
         self.heaps: dict[_Need, list[_HeapEntry]] = {}
         self.reasons: dict[_Need, str] = {}
         #: Free slots left among all candidates: at 0 nothing more can be placed.
@@ -139,13 +160,22 @@ class _Round:
                 other = set(self.by_protocol.get(destination, ()))
                 ids = [i for i in ids if i in other]
             heap = []
+            state = self.state
+            refusal = state.placement_refusal if state.places_with_rules else None
+            preference = state.placement_preference if state.prefers_agents else None
+            nearness = proximity if placement.has_targets else None
+            constrained = placement.constrains_agents
+            candidates = self.candidates
             for agent_id in ids:
-                candidate = self.candidates[agent_id]
-                if not placement_problem(placement, candidate.agent) and \
-                        self.state.placement_refusal(job, candidate.agent) is None:
-                    heap.append(candidate.key(
-                        self.state.placement_preference(job, candidate.agent),
-                        proximity(placement, candidate.agent.location)))
+                candidate = candidates[agent_id]
+                agent = candidate.agent
+                if constrained and placement_problem(placement, agent):
+                    continue
+                if refusal is not None and refusal(job, agent) is not None:
+                    continue
+                heap.append(candidate.key(
+                    preference(job, agent) if preference is not None else 0,
+                    nearness(placement, agent.location) if nearness is not None else SAME_ZONE))
             heapq.heapify(heap)
             self.heaps[need] = heap
         return heap
@@ -186,6 +216,7 @@ class _Round:
 
 
 _NOT_CONNECTED = AgentCapacity(connected=False)
+_SCHEDULABLE = frozenset(s for s in AgentState if s.schedulable)
 
 
 class WaitingReasons(Mapping[str, str]):
@@ -243,14 +274,21 @@ def schedule(
     capacity: Mapping[str, AgentCapacity] | None = None,
     *,
     max_assignments: int = 1000,
+    in_flight: Mapping[str, str] | None = None,
 ) -> SchedulingRound:
     """Plan one round: up to ``max_assignments`` placements for the queued jobs of ``state``.
 
     ``capacity`` is the leader's soft state by agent id; an agent missing from it is not
     connected and gets nothing. ``None`` means every agent is connected with no reported
-    limit (for tests and tools that look at the replicated state alone).
+    limit (for tests and tools that look at the replicated state alone). ``in_flight`` maps
+    the jobs of assignments proposed but not yet applied to their agents: they are skipped,
+    and each holds a slot of its agent.
     """
-    plan = _Round(state, capacity)
+    in_flight = in_flight or {}
+    held: dict[str, int] = {}
+    for holder in in_flight.values():
+        held[holder] = held.get(holder, 0) + 1
+    plan = _Round(state, capacity, held)
     assignments: list[Assignment] = []
     waiting: dict[str, str] = {}
     examined = 0
@@ -258,6 +296,8 @@ def schedule(
     for job in state.queued():
         if len(assignments) >= max_assignments:
             break
+        if job.id in in_flight:
+            continue
         if plan.free <= 0:
             full = True  # no agent has a slot left: the rest wait, explained when read
             break
@@ -268,8 +308,9 @@ def schedule(
         else:
             assignments.append(Assignment(job.id, agent_id, job.attempt))
     if full:
-        reasons = WaitingReasons(waiting, plan, frozenset(a.job_id for a in assignments),
-                                 state.queue_length - examined)
+        reasons = WaitingReasons(
+            waiting, plan, frozenset(a.job_id for a in assignments).union(in_flight),
+            max(0, state.queue_length - examined - len(in_flight)))
     else:
         reasons = WaitingReasons(waiting)
     return SchedulingRound(tuple(assignments), reasons)

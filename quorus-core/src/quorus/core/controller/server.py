@@ -55,7 +55,7 @@ from quorus.core.controller.liveness import Liveness
 from quorus.core.controller.model import JobRecord
 from quorus.core.controller.probes import LoopLagProbe
 from quorus.core.controller.results import Applied, Rejected
-from quorus.core.controller.scheduler import schedule
+from quorus.core.controller.scheduler import Assignment, schedule
 from quorus.core.controller.service import (
     CommandRefused,
     ControllerService,
@@ -80,6 +80,8 @@ LEADERSHIP_POLL = 0.05
 # An extension whose leader task failed is started again after this many seconds.
 EXTENSION_RESTART_DELAY = 1.0
 ROUND_LIMIT = 500
+# Scheduling rounds whose assignments may be being committed at once.
+ROUNDS_IN_FLIGHT = 4
 # Between scheduling rounds, a pause of this many times the last round's planning time, when
 # that comes to at least MIN_ROUND_PAUSE (a small fleet never waits), and at most
 # MAX_ROUND_PAUSE.
@@ -183,6 +185,11 @@ class ControllerServer:
                 self._verdict_observers.append(authorized)
         self._changed = anyio.Event()
         self._last_plan_s = 0.0
+        # Assignments proposed and not yet applied (job id -> agent id), and the rounds
+        # carrying them: the next round is planned around them.
+        self._in_flight: dict[str, str] = {}
+        self._rounds: set[object] = set()
+        self._round_done = anyio.Event()
         self._lead_scope: anyio.CancelScope | None = None
         self._task_group: TaskGroup | None = None
 
@@ -499,51 +506,89 @@ class ControllerServer:
             await anyio.sleep(EXTENSION_RESTART_DELAY)
 
     async def _schedule_loop(self) -> None:
+        assert self._task_group is not None
         while True:
             with anyio.move_on_after(self.settings.schedule_interval):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            if self.leading:
-                try:
-                    await self.schedule_round()
-                except (LeaderElsewhere, Unavailable) as exc:
-                    log.info("scheduling paused: %s", exc)
-                # Planning a round costs about the same for one job as for a hundred (it
-                # looks at every connected agent): on a large, busy fleet, leave a pause of a
-                # few times what the last plan took, so jobs arriving meanwhile share the next
-                # round and planning stays a small share of the leader's time.
-                pause = min(ROUND_SPACING * self._last_plan_s, MAX_ROUND_PAUSE)
-                if pause >= MIN_ROUND_PAUSE:
-                    await anyio.sleep(pause)
+            if not self.leading:
+                continue
+            # Rounds overlap: this one is planned while earlier rounds' assignments are still
+            # being committed (they are excluded from it, their slots taken), so a job that
+            # arrives during a commit does not wait for it to end before it is planned.
+            while len(self._rounds) >= ROUNDS_IN_FLIGHT:
+                await self._round_done.wait()
+            planned = self._plan_round()
+            if planned:
+                self._task_group.start_soon(self._round_in_background, planned)
+            # Planning a round costs about the same for one job as for a hundred (it looks at
+            # every connected agent): on a large, busy fleet, leave a pause of a few times
+            # what the last plan took, so jobs arriving meanwhile share the next round and
+            # planning stays a small share of the leader's time.
+            pause = min(ROUND_SPACING * self._last_plan_s, MAX_ROUND_PAUSE)
+            if pause >= MIN_ROUND_PAUSE:
+                await anyio.sleep(pause)
+
+    async def _round_in_background(self, planned: list[Assignment]) -> None:
+        try:
+            await self._carry_out(planned)
+        except (LeaderElsewhere, Unavailable) as exc:
+            log.info("scheduling paused: %s", exc)
 
     async def schedule_round(self) -> int:
         """Plan and carry out one round; returns how many jobs were assigned."""
-        if not self._state.queue_length:
-            # Nothing to place. Rounds are woken by every result, start and registration;
-            # planning one looks at every connected agent (milliseconds on a fleet of
-            # thousands), so an empty queue must cost nothing.
-            self._soft.waiting = {}
+        planned = self._plan_round()
+        return await self._carry_out(planned) if planned else 0
+
+    def _plan_round(self) -> list[Assignment]:
+        """Plan a round and hold its assignments as in flight (see :meth:`_carry_out`)."""
+        in_flight = self._in_flight
+        if self._state.queue_length <= len(in_flight):
+            # Nothing to place (every queued job, if any, is being assigned). Rounds are woken
+            # by every result, start and registration; planning one looks at every connected
+            # agent (milliseconds on a fleet of thousands), so this must cost nothing.
+            if not in_flight:
+                self._soft.waiting = {}
             self._last_plan_s = 0.0  # no pause: the next job gets a round at once
-            return 0
+            return []
         started = time.perf_counter()
         now = time.time()
         links = self.links
         capacity = self._liveness.capacity(now, among=links)
-        plan = schedule(self._state, capacity, max_assignments=ROUND_LIMIT)
+        plan = schedule(self._state, capacity, max_assignments=ROUND_LIMIT, in_flight=in_flight)
         self._soft.waiting = plan.waiting
         self._last_plan_s = time.perf_counter() - started
         planned = [a for a in plan.assignments
                    if (link := links.get(a.agent_id)) is not None and link.session.active]
-        if not planned:
-            return 0
-        # The whole round goes to consensus together (one batch, one fsync on each node).
-        at = time.time()
-        outcomes = await self.propose_all([a.command(at) for a in planned])
+        for assignment in planned:
+            in_flight[assignment.job_id] = assignment.agent_id
+        if len(plan.assignments) >= ROUND_LIMIT:
+            self.wake_scheduler()
+        return planned
+
+    async def _carry_out(self, planned: list[Assignment]) -> int:
+        """Propose a planned round (one batch: one fsync on each node), push what was
+        committed to the agents, and release the round's jobs from the in-flight set."""
+        round_ = object()
+        self._rounds.add(round_)
+        try:
+            at = time.time()
+            outcomes = await self.propose_all([a.command(at) for a in planned])
+        finally:
+            # Applied, refused or lost with the leadership: the replicated state now says
+            # where each job is, and the next round plans from it.
+            for assignment in planned:
+                self._in_flight.pop(assignment.job_id, None)
+            self._rounds.discard(round_)
+            self._round_done.set()
+            self._round_done = anyio.Event()
+        links = self.links
         stopped: list[ServiceError] = []
         by_link: dict[AgentLink, list[Assign]] = {}
         for assignment, outcome in zip(planned, outcomes, strict=True):
             if isinstance(outcome, CommandRefused):
                 log.debug("assignment refused: %s", outcome)
+                self.wake_scheduler()  # the job, if still queued, needs another round
                 continue
             if isinstance(outcome, ServiceError):
                 stopped.append(outcome)
@@ -560,8 +605,6 @@ class ControllerServer:
                 assigned += len(messages)
         if stopped:
             raise stopped[0]
-        if len(plan.assignments) >= ROUND_LIMIT:
-            self.wake_scheduler()
         return assigned
 
     async def _liveness_loop(self) -> None:

@@ -226,6 +226,16 @@ class ControllerState:
             told(command, refusal, index, self)
         return refusal
 
+    @property
+    def places_with_rules(self) -> bool:
+        """Some state module may refuse agents for jobs (:meth:`placement_refusal`)."""
+        return bool(self._may_place)
+
+    @property
+    def prefers_agents(self) -> bool:
+        """Some state module ranks agents for jobs (:meth:`placement_preference`)."""
+        return bool(self._preferences)
+
     def placement_refusal(self, job: JobRecord, agent: AgentRecord) -> str | None:
         """Why a state module will not let ``agent`` take ``job``, or ``None``."""
         for may_place in self._may_place:
