@@ -4,6 +4,7 @@ file stores: elections, replication, NotLeader, reads, failover, membership and 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -221,6 +222,54 @@ async def test_while_a_snapshot_is_written_fsyncs_leave_the_event_loop(tmp_path:
         await node.propose(put_command("after", 1))
         assert blocking_syncs > inline_before
     assert machine.get("during9") == 9
+
+
+async def test_slow_fsyncs_leave_the_event_loop_and_quick_ones_come_back(tmp_path: Path) -> None:
+    # A lone write is synced in the loop while fsyncs are quick; once they take milliseconds
+    # (a disk other members sync to as well), they go to the worker thread, and come back
+    # when the disk is quick again.
+    config = ConsensusConfig(node_id="a", members={"a": f"127.0.0.1:{free_port()}"},
+                             data_dir=tmp_path, options=OPTIONS)
+    async with RaftNode(config, KeyValueStateMachine()) as node:
+        with anyio.fail_after(5):
+            while not node.is_leader:  # noqa: ASYNC110 - polling the role
+                await anyio.sleep(0.01)
+        store = node._store
+        assert store is not None
+        delay = 0.0
+        where: list[str] = []
+        sync, begin_sync = store.sync, store.begin_sync
+
+        def slow_sync() -> None:
+            where.append("loop")
+            time.sleep(delay)
+            sync()
+
+        def slow_begin_sync() -> Callable[[], None]:
+            finish = begin_sync()
+
+            def slow_finish() -> None:
+                time.sleep(delay)
+                finish()
+
+            where.append("thread")
+            return slow_finish
+
+        store.sync = slow_sync  # type: ignore[method-assign]
+        store.begin_sync = slow_begin_sync  # type: ignore[method-assign]
+        for i in range(5):
+            await node.propose(put_command(f"quick{i}", i))
+        assert where and set(where) == {"loop"}
+        delay = 0.01
+        where.clear()
+        for i in range(20):
+            await node.propose(put_command(f"slow{i}", i))
+        assert where[-10:] == ["thread"] * 10 and where.count("loop") <= 10
+        delay = 0.0
+        where.clear()
+        for i in range(40):
+            await node.propose(put_command(f"quick-again{i}", i))
+        assert where[-5:] == ["loop"] * 5
 
 
 async def test_propose_nowait_reports_the_outcome_to_a_callback(tmp_path: Path) -> None:
