@@ -530,6 +530,39 @@ class Submissions:
     errors: dict[str, int] = field(default_factory=dict)
 
 
+# With --tenant-quotas: a company -> department -> team hierarchy with every quota set (too
+# high to refuse anything, so each is checked and reserved, never hit); jobs go to the team.
+QUOTA_TENANT = "team"
+QUOTA_ROOT = f"/data/tenants/{QUOTA_TENANT}"
+BIG = 10**12
+QUOTA_TENANTS = f"""\
+apiVersion: quorus.dev/v1
+kind: TenantConfiguration
+metadata: {{name: company}}
+spec:
+  resources:
+    quotas: {{maxConcurrentTransfers: {BIG}, maxDailyTransfers: {BIG},
+              maxMonthlyDataTransfer: {BIG * 1000}, maxFileSize: {BIG},
+              maxStorageUsage: {BIG * 1000}, maxBandwidthMbps: 10000}}
+---
+apiVersion: quorus.dev/v1
+kind: TenantConfiguration
+metadata: {{name: department}}
+spec:
+  hierarchy: {{parent: company}}
+  resources:
+    quotas: {{maxConcurrentTransfers: {BIG}, maxDailyTransfers: {BIG}}}
+---
+apiVersion: quorus.dev/v1
+kind: TenantConfiguration
+metadata: {{name: {QUOTA_TENANT}}}
+spec:
+  hierarchy: {{parent: department}}
+  resources:
+    quotas: {{maxConcurrentTransfers: {BIG}, maxFileSize: {BIG}}}
+"""
+
+
 class Submitter:
     """Submits jobs over the REST API, ``rate`` per second (0: as fast as ``concurrency``
     connections go), retrying each job id on another controller until acknowledged. With
@@ -538,22 +571,28 @@ class Submitter:
     carried it."""
 
     def __init__(self, quorum: ControllerQuorum, prefix: str, concurrency: int,
-                 batch: int = 1) -> None:
+                 batch: int = 1, tenant: str | None = None) -> None:
         self.quorum = quorum
         self.prefix = prefix
         self.concurrency = concurrency
         self.batch = batch
+        self.tenant = tenant
         self.numbers = itertools.count()
         self.log = Submissions()
         self.target: str = quorum.ids[0]
 
     def item(self, job_id: str) -> dict[str, Any]:
-        source = f"/fleet-load/in/{job_id}"
+        # Inside the quota tenant's default storage root, which admission checks too (the
+        # same paths without tenants, so both runs carry the same bytes).
+        source = f"{QUOTA_ROOT}/in/{job_id}"
         size, sha256 = fake_content(source)
-        return {
-            "id": job_id, "source": source, "destination": f"/fleet-load/out/{job_id}",
+        item = {
+            "id": job_id, "source": source, "destination": f"{QUOTA_ROOT}/out/{job_id}",
             "checksum": f"sha256:{sha256}", "expected_size": size, "overwrite": "overwrite",
         }
+        if self.tenant is not None:
+            item.update(tenant=self.tenant, bandwidth_mbps=100)
+        return item
 
     async def submit(self, connection: HttpConnection, job_ids: list[str], deadline: float
                      ) -> HttpConnection:
@@ -859,7 +898,7 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                                       "failover_rate", "http_concurrency", "heartbeat",
                                       "missed_heartbeats", "slots", "tick_ms", "election_ticks",
                                       "ramp", "controller_path", "controller_uvloop",
-                                      "submit_batch")
+                                      "submit_batch", "tenant_quotas")
     }}
     results["machine"] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="quorus-fleet-") as tmp:
@@ -942,7 +981,16 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
 
             # -- jobs --------------------------------------------------------------------------
             rss_before_jobs = quorum.rss_kib(leader)
-            submitter = Submitter(quorum, "job", args.http_concurrency, args.submit_batch)
+            tenant = None
+            if args.tenant_quotas:
+                status, body = await http_once(
+                    quorum.peers[leader]["http"], "PUT", "/v1/tenants", quorum.token,
+                    json.dumps({"yaml": QUOTA_TENANTS}).encode())
+                if status != 200:
+                    raise RuntimeError(f"applying the tenants answered {status}: {body[:300]!r}")
+                tenant = QUOTA_TENANT
+            submitter = Submitter(quorum, "job", args.http_concurrency, args.submit_batch,
+                                  tenant)
             submitter.target = leader
             profiler = None
             if args.profile_leader:  # py-spy on the leader for the submission phase
@@ -1125,7 +1173,9 @@ def report(results: dict[str, Any]) -> str:
         f"{s['agents']} simulated agents in {s['workers']} generator processes against a "
         f"3-controller Raft quorum (fsync on), heartbeat every {s['heartbeat']} s "
         f"({s['missed_heartbeats']} missed = dead), {os.cpu_count()} CPUs, load before "
-        f"{results['machine']['load_before'][0]:.2f}.", "",
+        f"{results['machine']['load_before'][0]:.2f}."
+        + (f" Jobs submitted in tenant {QUOTA_TENANT}, three levels deep, every quota set "
+           "(`--tenant-quotas`)." if s.get("tenant_quotas") else ""), "",
         "| measure | result | target |", "|---|---|---|",
     ]
     c = results.get("connect", {})
@@ -1209,6 +1259,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--submit-batch", type=int, default=1, metavar="N",
                         help="jobs per submission request: 1 POST /v1/jobs each (default), "
                              "more in one POST /v1/jobs/batch (at most 1000)")
+    parser.add_argument("--tenant-quotas", action="store_true",
+                        help="submit the jobs phase's jobs in a tenant three levels deep with "
+                             "every quota set, so admission checks and reserves each (needs "
+                             "the tenant plugin); without it jobs go to the default tenant")
     parser.add_argument("--heartbeat", type=float, default=0.1, help="heartbeat interval, s")
     parser.add_argument("--missed-heartbeats", type=int, default=10)
     parser.add_argument("--slots", type=int, default=4, help="concurrent transfers per agent")
