@@ -216,6 +216,37 @@ def test_an_error_from_the_controller_closes_and_reconnects() -> None:
     assert isinstance(step.actions[2], Reconnect) and step.actions[2].to == C2
 
 
+def test_credentials_refused_while_registered_abort_what_runs_and_back_off() -> None:
+    # The controller ended the session (a revoked token): the attempts are no longer this
+    # agent's to finish; the results already owed stay owed (resent if it registers again).
+    agent = active_agent(backoff=Backoff(initial=1.0, maximum=8.0, jitter=0.0))
+    agent.receive(assign("j1"), 0.1)
+    agent.receive(assign("j2"), 0.1)
+    agent.job_completed("j2", 1, 10, SHA, 0.1, 0.2)
+    step = agent.receive(Error(ErrorCode.UNAUTHORIZED, "token qrs_… was revoked"), 0.5)
+    assert kinds(step) == ["ControllerError", "AbortJob", "CloseConnection", "Reconnect"]
+    assert step.actions[1] == AbortJob(
+        "j1", 1, "the controller withdrew this agent's access: token qrs_… was revoked")
+    assert agent.running == {} and set(agent.unacknowledged) == {JobAttempt("j2", 1)}
+    # Refused again at each hello: each try waits longer.
+    waits = []
+    for now in (10.0, 20.0, 30.0, 40.0, 50.0):
+        agent.connected(now)
+        refused = agent.receive(Error(ErrorCode.UNAUTHORIZED, "token qrs_… was revoked"), now)
+        reconnect = refused.actions[-1]
+        assert isinstance(reconnect, Reconnect)
+        waits.append(reconnect.at - now)
+    assert waits == [0.0, 1.0, 2.0, 4.0, 8.0]
+
+
+def test_other_errors_keep_what_runs() -> None:
+    agent = active_agent()
+    agent.receive(assign("j1"), 0.1)
+    step = agent.receive(Error(ErrorCode.INTERNAL, "the quorum is unavailable"), 0.5)
+    assert kinds(step) == ["ControllerError", "CloseConnection", "Reconnect"]
+    assert set(agent.running) == {"j1"}
+
+
 # -- heartbeats -----------------------------------------------------------------------------------
 
 

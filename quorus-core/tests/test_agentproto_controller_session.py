@@ -226,6 +226,23 @@ def test_losing_a_registered_agent_is_reported_once() -> None:
     assert unregistered.connection_lost(1.0, "eof") == Step()
 
 
+def test_ending_a_registered_session_tells_the_agent_why_and_reports_it_gone() -> None:
+    session = active_session()
+    step = session.end(ErrorCode.UNAUTHORIZED, "token qrs_… was revoked", 4.0)
+    assert step == Step(
+        send=(Error(ErrorCode.UNAUTHORIZED, "token qrs_… was revoked"),),
+        actions=(AgentDisconnected("agent-1", "token qrs_… was revoked", 4.0),
+                 CloseConnection("token qrs_… was revoked")),
+    )
+    assert session.phase is ControllerPhase.CLOSED and not session.active
+    assert session.end(ErrorCode.UNAUTHORIZED, "again", 5.0) == Step()
+    assert session.connection_lost(5.0, "closed") == Step()  # reported once
+    unregistered = new_session()
+    unregistered.receive(agent_hello(), 0.0)
+    assert unregistered.end(ErrorCode.UNAUTHORIZED, "no", 1.0).actions == (
+        CloseConnection("no"),)
+
+
 def test_an_error_from_the_agent_closes() -> None:
     session = active_session()
     step = session.receive(Error(ErrorCode.PROTOCOL, "unexpected assign"), 4.0)

@@ -46,6 +46,7 @@ from quorus.core.agentproto import (
     CloseConnection,
     ControllerError,
     DrainRequested,
+    ErrorCode,
     JobAttempt,
     Message,
     MessageDecodeError,
@@ -209,6 +210,8 @@ class AgentRuntime:
         self.stopped: str | None = None
         #: The controller this agent is registered with, if any.
         self.controller_id: str | None = None
+        # Whether the log has said what follows a refusal of its credentials (once in a row).
+        self._refusal_explained = False
 
     # -- control from outside ---------------------------------------------------------------------
 
@@ -419,6 +422,7 @@ class AgentRuntime:
                 scope.cancel()
         elif isinstance(action, RegisteredWith):
             self.controller_id = action.controller_id
+            self._refusal_explained = False
             log.info("registered with controller %s (heartbeat every %g s)",
                      action.controller_id, action.heartbeat_interval)
         elif isinstance(action, DrainRequested):
@@ -427,6 +431,13 @@ class AgentRuntime:
             log.error("registration rejected: %s", action.reason)
         elif isinstance(action, ControllerError):
             log.error("the controller closed the connection: %s: %s", action.code, action.message)
+            if action.code == ErrorCode.UNAUTHORIZED and not self._refusal_explained:
+                self._refusal_explained = True  # once until it registers again
+                log.error("agent %s: its credentials are refused: running transfers are "
+                          "aborted; it retries with backoff (at most %g s apart) until they are "
+                          "accepted again (a new token or certificate, a role bound again) or "
+                          "it is stopped", self.config.agent_id,
+                          self.session.directory.backoff.maximum)
         elif isinstance(action, ResultRejected):
             log.warning("the controller refused the result of job %s attempt %d: %s",
                         action.job_id, action.attempt, action.reason)

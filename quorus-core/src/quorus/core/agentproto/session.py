@@ -202,6 +202,14 @@ class AgentSession:
         out = StepBuilder()
         if isinstance(message, Error):
             out.actions.append(ControllerError(message.code, message.message))
+            if message.code == ErrorCode.UNAUTHORIZED:
+                # Its credentials no longer hold (revoked, expired, a right withdrawn): what
+                # it runs is no longer its to finish; the controller moves those attempts to
+                # other agents once this one's heartbeats stop.
+                for assign in list(self.running.values()):
+                    self._abort(JobAttempt(assign.job_id, assign.attempt),
+                                f"the controller withdrew this agent's access: {message.message}",
+                                out)
             self._close(f"the controller refused: {message.message}", out)
             self._disconnect(now, f"controller error {message.code}", out)
         elif isinstance(message, Redirect):
@@ -633,6 +641,18 @@ class ControllerSession:
             tuple(controllers),
         )
         return Step(send=(redirect,), actions=(CloseConnection("not the leader"),))
+
+    def end(self, code: ErrorCode, message: str, now: float) -> Step:
+        """End the session from the controller's side (the agent's access was withdrawn, say):
+        an ``error`` saying why, then close; a registered agent is reported disconnected, so
+        its attempts follow the usual path of an agent that went away. Nothing once closed."""
+        if self.phase is ControllerPhase.CLOSED:
+            return Step()
+        out = StepBuilder()
+        out.send.append(Error(code, message))
+        self._closed(message, now, out)
+        out.actions.append(CloseConnection(message))
+        return out.build()
 
     def assign(self, assign: Assign) -> Step:
         self._require(ControllerPhase.ACTIVE, what="assign a job")

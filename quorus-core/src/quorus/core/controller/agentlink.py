@@ -14,7 +14,13 @@ registration is answered with a ``redirect`` to the leader.
 refused with a log line saying which) and keeps the certificate the handshake verified. The
 hello is judged by the controller's agent auth method (:func:`agent_authenticator`): ``token``
 reads the hello's token; another method (``mtls``) gets the verified certificate, never what
-the agent sends, and the principal it proves must be the agent's id.
+the agent sends, and the principal it proves must be the agent's id. A refusal the method can
+explain (its optional ``why_refused``: a revoked or expired token) is told as it is.
+
+The judgement holds only as long as the access it found: :meth:`AgentLink.access_problem`
+judges a registered link again the same way (the hello's credentials, then ``agents.register``
+where the agent serves), and :meth:`AgentLink.end` closes one no longer allowed with an
+``unauthorized`` error; the server decides when (see :meth:`ControllerServer.review_agents`).
 """
 
 from __future__ import annotations
@@ -75,6 +81,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The longest a link being closed waits to send its last frames (an error, a redirect).
+CLOSING_SEND_TIMEOUT = 1.0
+
 
 # -- the agent port's TLS and auth method, from the settings --------------------------------------
 
@@ -120,6 +129,20 @@ class ControllerTokens:
     def authenticate(self, credentials: Mapping[str, Any]) -> Principal | None:
         token = credentials.get("token")
         return self._server.authenticate_token(token) if isinstance(token, str) else None
+
+    def why_refused(self, credentials: Mapping[str, Any]) -> str | None:
+        """Why an API token proves nothing (revoked, expired, its principal deleted), as the
+        extension that knows it says."""
+        token = credentials.get("token")
+        return self._server.token_refusal(token) if isinstance(token, str) else None
+
+
+def refusal_reason(authenticator: Authenticator, credentials: Mapping[str, Any]) -> str | None:
+    """Why ``credentials`` prove nothing, when the auth method can say (its optional
+    ``why_refused``: a revoked or expired token, an expired certificate)."""
+    why = getattr(authenticator, "why_refused", None)
+    reason = why(credentials) if callable(why) else None
+    return reason if isinstance(reason, str) and reason else None
 
 
 def hello_credentials(hello: Hello, method: str, verified: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,6 +214,10 @@ class AgentLink:
         self.verified: dict[str, Any] = dict(verified or {})
         #: Who the agent proved to be, once its hello is accepted.
         self.principal: Principal | None = None
+        #: The hello that proved it, and the tenant and namespace the agent registered to
+        #: serve: what :meth:`access_problem` judges again while the session lasts.
+        self._hello: Hello | None = None
+        self._serving: tuple[str, str] | None = None
         self.session = ControllerSession(
             server.settings.node_id, self._authenticate, now=anyio.current_time()
         )
@@ -205,14 +232,21 @@ class AgentLink:
         self._started: dict[str, tuple[int, anyio.Event]] = {}
         #: Starts reported in the read being handled, not proposed yet.
         self._start_wanted: dict[str, JobStarted] = {}
+        #: Set by :meth:`end`: what the agent sends from then on is dropped.
+        self._ending = False
 
     def _authenticate(self, hello: Hello) -> bool:
         """Judge the hello with the controller's agent auth method; refuse, saying why, an
         agent whose certificate proves nothing or names someone else."""
         authenticator = self.server.agent_authenticator
         method = authenticator.method
-        principal = authenticator.authenticate(hello_credentials(hello, method, self.verified))
+        credentials = hello_credentials(hello, method, self.verified)
+        principal = authenticator.authenticate(credentials)
         if principal is None:
+            reason = refusal_reason(authenticator, credentials)
+            if reason is not None:  # an expired or revoked token, say: told as it is
+                raise AuthenticationRefused(
+                    f"agent {hello.node_id!r}: credentials refused: {reason}")
             if method == "token":
                 return False
             presented = ("a certificate for "
@@ -228,9 +262,55 @@ class AgentLink:
                 "agent's id must be the name its certificate carries"
             )
         self.principal = principal
+        self._hello = hello
         log.info("agent %s authenticated as %s (%s)", hello.node_id, principal.name,
                  principal.method)
         return True
+
+    def access_problem(self) -> str | None:
+        """Why the registered agent may no longer keep its session, judged as its hello and
+        registration were: its credentials prove nothing any more (a revoked or expired token,
+        a deleted principal, an expired certificate) or someone else, or its principal may
+        no longer register agents (``agents.register``) where it serves. ``None`` when it
+        may, or when the link is not registered. A verdict that allows is not reported to
+        the extensions' ``authorized`` observers (an audit trail would fill with re-checks);
+        a refusal is."""
+        hello, principal, serving = self._hello, self.principal, self._serving
+        if hello is None or principal is None or serving is None or not self.session.active:
+            return None
+        server = self.server
+        authenticator = server.agent_authenticator
+        credentials = hello_credentials(hello, authenticator.method, self.verified)
+        found = authenticator.authenticate(credentials)
+        if found is None:
+            reason = (refusal_reason(authenticator, credentials)
+                      or f"the {authenticator.method!r} auth method no longer accepts them")
+            return f"its credentials are refused: {reason}"
+        if found != principal:
+            return (f"its credentials now prove {found.name!r} ({found.method}), not "
+                    f"{principal.name!r}")
+        tenant, namespace = serving
+        refused = server.authorization(principal, "agents.register", tenant, namespace,
+                                       record_allowed=False)
+        if refused is not None:
+            return f"{principal.name} may no longer register agents in tenant {tenant}: {refused}"
+        return None
+
+    async def end(self, problem: str) -> None:
+        """End the session because the agent's access was withdrawn: an ``unauthorized``
+        error saying why goes to the agent, the link closes, and the agent is disconnected
+        (its attempts follow the path of any agent that went away: reassigned once its
+        heartbeat timeout passes). Returns at once; the link's push task does the rest."""
+        agent_id = self.agent_id
+        step = self.session.end(ErrorCode.UNAUTHORIZED, problem, anyio.current_time())
+        if not step.send:
+            return
+        log.warning("agent %s: session ended: %s", agent_id, problem)
+        self._ending = True
+        if agent_id is not None:
+            # Gone at once, so no round plans for it; the step's own notice finds it gone.
+            self.server.agent_gone(agent_id, self)
+        await self.push(step)
 
     @property
     def agent_id(self) -> str | None:
@@ -265,6 +345,9 @@ class AgentLink:
                     if waited.cancelled_caught:
                         await self.carry_out(self.session.tick(anyio.current_time()))
                         continue
+                if self._ending:
+                    self.framed.receive_ready()  # dropped: the link closes once told why
+                    continue
                 now = anyio.current_time()
                 await self.carry_out(self.session.receive(from_wire(raw), now), defer=True)
                 # Frames that came in the same read are handled before anything is written,
@@ -323,7 +406,14 @@ class AgentLink:
             self._push_wake = anyio.Event()
             while self._pushed and not self.closed:
                 steps, self._pushed = self._pushed, []
-                await self._send([m for step in steps for m in step.send])
+                messages = [m for step in steps for m in step.send]
+                if any(type(a) is CloseConnection for step in steps for a in step.actions):
+                    # Closing anyway: an agent that does not read its socket does not keep
+                    # the link open.
+                    with anyio.move_on_after(CLOSING_SEND_TIMEOUT):
+                        await self._send(messages)
+                else:
+                    await self._send(messages)
                 for step in steps:
                     if step.actions:
                         await self.carry_out(Step(actions=step.actions))
@@ -405,6 +495,7 @@ class AgentLink:
                 return self.session.reject(
                     f"{self.principal.name} may not register agents in tenant "
                     f"{register.tenant}: {refused}")
+        self._serving = (register.tenant, register.namespace)
         try:
             applied = await server.propose(register_command(register, time.time()))
         except LeaderElsewhere:
@@ -423,6 +514,12 @@ class AgentLink:
         )
         await self.carry_out(step)
         await server.agent_registered(agent_id, self)
+        # Access withdrawn while the registration was being recorded (a review of the links
+        # skips one not yet registered): judged again now.
+        problem = self.access_problem() if server.reviews_agents else None
+        if problem is not None:
+            await self.end(problem)
+            return Step()
         agent = server.state.agent(agent_id)
         if agent is not None and agent.state is AgentState.DRAINING and agent.drain_deadline:
             return self.session.drain(max(0.0, agent.drain_deadline - time.time()))

@@ -14,6 +14,13 @@ agent listener, the REST API, and — on the leader only — the scheduler and l
   and begins scheduling; a node that loses it redirects its agents to the new leader.
 - Every abort order in a command's result (a cancelled job, a job taken back from an agent)
   is pushed to the agent that holds the attempt.
+- Connected agents' access is judged again (:meth:`ControllerServer.review_agents`), as their
+  hello and registration were: every link after a command a state module names in its
+  optional ``access_commands`` (a token revoked, a role binding taken back), and a bounded
+  number of links in turn every :data:`AGENT_REVIEW_INTERVAL` (a token or a certificate that
+  merely expires). A link no longer allowed gets an ``unauthorized`` error and closes; its
+  agent's attempts follow the usual path (taken back once its heartbeat timeout passes). A
+  controller whose agents can only hold its own token, with nothing authorizing, skips this.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import sniffio
 from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from quorus.core.agentproto import Assign, ControllerAddress, TransferOptions
@@ -88,6 +96,11 @@ ROUNDS_IN_FLIGHT = 4
 ROUND_SPACING = 4.0
 MIN_ROUND_PAUSE = 0.002
 MAX_ROUND_PAUSE = 0.02
+# Connected agents' access is judged again (see ControllerServer.review_agents) every this
+# many seconds, this many links at a time in turn; after a command that may withdraw access,
+# every link, this many at a time with a pause for other tasks between.
+AGENT_REVIEW_INTERVAL = 1.0
+AGENT_REVIEW_BATCH = 256
 
 
 def transfer_options(job: JobRecord, constraints: JobConstraints | None = None
@@ -183,6 +196,17 @@ class ControllerServer:
             authorized = getattr(extension, "authorized", None)
             if callable(authorized):
                 self._verdict_observers.append(authorized)
+        # Commands after which every connected agent's access is judged again (a revoked
+        # token, a deleted principal, a role binding taken back): those state modules name
+        # in their optional ``access_commands``. Nothing to judge again when agents can only
+        # hold a fixed token and nothing authorizes.
+        self._access_commands = frozenset(
+            command_type for module in self._state.modules.values()
+            for command_type in getattr(module, "access_commands", ()))
+        self._access_changed = anyio.Event()
+        self._review_pending: list[str] = []
+        self._reviews_agents = bool(self._authenticators or self._authorizers
+                                    or self.agent_authenticator.method != TokenAuth.method)
         self._changed = anyio.Event()
         self._last_plan_s = 0.0
         # Assignments proposed and not yet applied (job id -> agent id), and the rounds
@@ -237,6 +261,13 @@ class ControllerServer:
     def liveness(self) -> Liveness:
         return self._liveness
 
+    @property
+    def reviews_agents(self) -> bool:
+        """Whether connected agents' access can change while they are connected (API tokens
+        of an extension, an authorizing extension, an auth method other than the fixed
+        token): then it is judged again (:meth:`review_agents`)."""
+        return self._reviews_agents
+
     def authenticate_token(self, token: str) -> Principal | None:
         """The principal a bearer token belongs to: the controller's own, or one an
         extension knows (``None`` for neither)."""
@@ -258,16 +289,18 @@ class ControllerServer:
         return None
 
     def authorization(self, principal: Principal, action: str, tenant: str | None,
-                      namespace: str | None) -> str | None:
+                      namespace: str | None, *, record_allowed: bool = True) -> str | None:
         """Why ``principal`` may not do ``action`` (the first extension to object), or
-        ``None``."""
+        ``None``. Every verdict is told to the extensions' observers (an audit trail), an
+        allowing one only with ``record_allowed`` (a periodic re-check is not news)."""
         verdict: str | None = None
         for authorize in self._authorizers:
             verdict = authorize(principal, action, tenant, namespace)
             if verdict is not None:
                 break
-        for observe in self._verdict_observers:  # an audit trail records every verdict
-            observe(principal, action, tenant, namespace, verdict)
+        if verdict is not None or record_allowed:
+            for observe in self._verdict_observers:  # an audit trail records every verdict
+                observe(principal, action, tenant, namespace, verdict)
         return verdict
 
     def leader_url(self, leader_id: str | None) -> str | None:
@@ -382,6 +415,8 @@ class ControllerServer:
         assert isinstance(result, Applied), f"{command.NAME} answered with {result!r}"
         if result.jobs or result.agents:
             self.wake_scheduler()
+        if self._access_commands and type(command) in self._access_commands:
+            self._access_changed.set()
         self._changed.set()
         self._changed = anyio.Event()
         return result
@@ -447,6 +482,58 @@ class ControllerServer:
 
     async def _serve_agent(self, stream: ByteStream) -> None:
         await serve_agent(self, stream)
+
+    # -- connected agents' access ---------------------------------------------------------------
+
+    async def review_agents(self, limit: int | None = None) -> int:
+        """Judge connected agents' access again, as their hello and registration were judged
+        (:meth:`AgentLink.access_problem`), and end the sessions of those no longer allowed
+        with an ``unauthorized`` error. Every link, :data:`AGENT_REVIEW_BATCH` at a time with
+        a pause for other tasks between (``limit`` ``None``), or the next ``limit`` links in
+        turn, so every link is judged once every ``len(links) / limit`` calls. Returns how
+        many sessions it ended."""
+        if limit is None:
+            due = list(self.links)
+        else:
+            if not self._review_pending:
+                self._review_pending = list(reversed(self.links))
+            pending = self._review_pending
+            due = pending[-limit:]
+            del pending[-limit:]
+        ended = 0
+        for start in range(0, len(due), AGENT_REVIEW_BATCH):
+            if start:
+                await anyio.lowlevel.checkpoint()
+            for agent_id in due[start:start + AGENT_REVIEW_BATCH]:
+                link = self.links.get(agent_id)
+                if link is None or link.closed:
+                    continue
+                try:
+                    problem = link.access_problem()
+                except Exception:
+                    log.exception("the access of agent %s could not be judged again; its "
+                                  "session is kept", agent_id)
+                    continue
+                if problem is not None:
+                    await link.end(problem)
+                    ended += 1
+        return ended
+
+    async def _review_loop(self) -> None:
+        """While leading: every link after a command that may withdraw access, and the next
+        :data:`AGENT_REVIEW_BATCH` every :data:`AGENT_REVIEW_INTERVAL` (a token or a
+        certificate that merely expires)."""
+        if not self._reviews_agents:
+            return
+        while True:
+            with anyio.move_on_after(AGENT_REVIEW_INTERVAL):
+                await self._access_changed.wait()
+            changed = self._access_changed.is_set()
+            if changed:
+                self._access_changed = anyio.Event()
+            if not self.leading or not self.links:
+                continue
+            await self.review_agents(None if changed else AGENT_REVIEW_BATCH)
 
     # -- leader duties --------------------------------------------------------------------------
 
@@ -642,6 +729,7 @@ class ControllerServer:
                 tg.start_soon(self._watch_leadership)
                 tg.start_soon(self._schedule_loop)
                 tg.start_soon(self._liveness_loop)
+                tg.start_soon(self._review_loop)
                 tg.start_soon(self.loop_lag.run)
                 await self._wait_http()
                 task_status.started(self)

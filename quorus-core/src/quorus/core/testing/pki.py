@@ -9,6 +9,7 @@ store refuses::
     controller = ca.issue("controller", "controller-1")       # also names 127.0.0.1, localhost
     agent = ca.issue("agent", "agent-1")
     expired = ca.issue("old", "agent-1", expired=True)
+    brief = ca.issue("brief", "agent-1", valid_for=3)          # expires in 3 s
     rogue = TestCa(tmp_path / "rogue", "Rogue CA").issue("rogue", "agent-1")
 """
 
@@ -95,10 +96,12 @@ class TestCa:
         names: tuple[str, ...] = LOOPBACK_NAMES,
         expired: bool = False,
         key_password: str | None = None,
+        valid_for: float | None = None,
     ) -> IssuedCertificate:
         """A certificate for ``common_name`` (also naming ``names``: IPs, DNS names or URIs),
         usable by servers and clients, written to ``STEM.pem`` and ``STEM.key``. ``expired``:
-        its validity ended an hour ago. ``key_password``: the key file is encrypted."""
+        its validity ended an hour ago. ``valid_for``: it expires that many seconds from now
+        (a day by default). ``key_password``: the key file is encrypted."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -109,7 +112,9 @@ class TestCa:
         if expired:
             start, end = now - datetime.timedelta(days=2), now - datetime.timedelta(hours=1)
         else:
-            start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1)
+            lifetime = (datetime.timedelta(days=1) if valid_for is None
+                        else datetime.timedelta(seconds=valid_for))
+            start, end = now - datetime.timedelta(hours=1), now + lifetime
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
