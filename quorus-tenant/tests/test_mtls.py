@@ -166,6 +166,31 @@ def test_der_from_another_ca_or_out_of_date_proves_nothing(pki: Pki, tmp_path: P
     )
 
 
+def test_a_decoded_certificate_past_its_validity_proves_nothing_and_says_why(pki: Pki) -> None:
+    # The handshake checked the dates once; a controller judging a connected agent again
+    # must see that the certificate has expired since.
+    auth = MtlsAuth.from_options({"ca": str(pki.ca_file)})
+    current = {**DECODED, "notBefore": "Jan  1 00:00:00 2001 GMT",
+               "notAfter": "Jan  1 00:00:00 2999 GMT"}
+    assert auth.authenticate({"peer_certificate": current}) == Principal("agent-7", "mtls")
+    assert auth.why_refused({"peer_certificate": current}) is None
+    lapsed = {**current, "notAfter": "Jan  1 00:00:00 2002 GMT"}
+    assert auth.authenticate({"peer_certificate": lapsed}) is None
+    assert auth.why_refused({"peer_certificate": lapsed}) == (
+        "the certificate for 'agent-7' expired at Jan  1 00:00:00 2002 GMT: issue a new one "
+        "from the CA and restart the agent with it")
+    early = {**current, "notBefore": "Jan  1 00:00:00 2999 GMT"}
+    assert auth.authenticate({"peer_certificate": early}) is None
+    assert "is not valid before Jan  1 00:00:00 2999 GMT" in str(
+        auth.why_refused({"peer_certificate": early}))
+    past = datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC)
+    expired = pki.der(common_name="old", not_before=past, not_after=past + datetime.timedelta(1))
+    assert "the certificate for 'old' expired at 2001-01-02 00:00:00 UTC" in str(
+        auth.why_refused({"peer_certificate": expired}))
+    assert auth.why_refused({"peer_certificate": pki.der(common_name="ok")}) is None
+    assert auth.why_refused({}) is None
+
+
 # -- handshakes ---------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from quorus.core.agent import AgentConfig, AgentRuntime
-from quorus.core.agentproto import Backoff
+from quorus.core.agentproto import AgentPhase, Backoff
 from quorus.core.auth import Principal
 from quorus.core.controller import JobState
 from quorus.core.secrets import Secret
@@ -144,3 +144,33 @@ async def test_a_certificate_from_another_ca_is_refused(
                     in r.getMessage() for r in caplog.records))
                 assert runtime.controller_id is None
             assert server.links == {}
+
+
+async def test_a_certificate_that_expires_ends_the_agents_session(
+    tmp_path: Path, ca: TestCa, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    def logged(*words: str) -> bool:
+        return any(r.name == CONTROLLER_LOG and all(w in r.getMessage() for w in words)
+                   for r in caplog.records)
+
+    with anyio.fail_after(40):
+        async with running_controller(tmp_path / "c", **mtls(ca)) as server:
+            await may_register(server, "agent-1")
+            await may_register(server, "agent-2")
+            brief = ca.issue("brief", "agent-1", valid_for=4)
+            async with agent(server, tmp_path / "a", ca, brief, "agent-1") as runtime, \
+                    agent(server, tmp_path / "b", ca, ca.issue("b", "agent-2"), "agent-2"):
+                await eventually(lambda: {"agent-1", "agent-2"} <= set(server.links))
+                kept = server.links["agent-2"]
+                await eventually(lambda: logged(
+                    "agent agent-1: session ended: its credentials are refused: the "
+                    "certificate for 'agent-1' expired at"), within=20)
+                assert "agent-1" not in server.links
+                # It comes back with the same certificate: refused during the handshake now.
+                await eventually(lambda: logged("refused", "the agent's certificate has "
+                                                "expired"))
+                assert "agent-1" not in server.links
+                assert runtime.session.phase is not AgentPhase.ACTIVE
+                assert server.links["agent-2"] is kept and kept.session.active

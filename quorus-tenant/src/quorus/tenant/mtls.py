@@ -8,7 +8,9 @@ common name; ``san-uri`` or ``san-dns``: the first subject alternative name of t
 :func:`client_ssl_context` build TLS 1.2+ contexts that require the peer's certificate.
 
 :meth:`MtlsAuth.authenticate` reads ``{"peer_certificate": ...}`` as the TLS layer filled it
-(:func:`peer_credentials`): the decoded form Python's ``ssl`` gives for a verified peer, or
+(:func:`peer_credentials`): the decoded form Python's ``ssl`` gives for a verified peer, whose
+validity period is checked again (a controller judging a connected agent again refuses a
+certificate that expired since the handshake, and :meth:`MtlsAuth.why_refused` says so), or
 the DER bytes, which are checked again against the CA (signature and validity period). Only
 the TLS layer may fill it: never take it from what a client sends inside the connection.
 
@@ -21,6 +23,7 @@ defaults to that file, and the principal the certificate names must be the agent
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,6 +158,21 @@ def _name_from_decoded(certificate: Mapping[str, Any], source: PrincipalSource) 
     return None
 
 
+def _outside_validity(certificate: Mapping[str, Any], now: float) -> str | None:
+    """How a decoded certificate (Python's ``ssl`` form) is out of its validity period at
+    ``now``, or ``None`` (also when it carries no dates: the TLS layer checked it)."""
+    try:
+        after = certificate.get("notAfter")
+        if isinstance(after, str) and now > ssl.cert_time_to_seconds(after):
+            return f"expired at {after}"
+        before = certificate.get("notBefore")
+        if isinstance(before, str) and now < ssl.cert_time_to_seconds(before):
+            return f"is not valid before {before}"
+    except ValueError:
+        return "carries dates that cannot be read"
+    return None
+
+
 class MtlsAuth:
     """The ``mtls`` method: the principal is named by the peer's certificate."""
 
@@ -173,12 +191,45 @@ class MtlsAuth:
         CA did not issue or out of its validity period, or no name of the configured kind)."""
         certificate = credentials.get("peer_certificate")
         if isinstance(certificate, Mapping):
+            if _outside_validity(certificate, time.time()) is not None:
+                return None
             name = _name_from_decoded(certificate, self.options.principal_from)
         elif isinstance(certificate, (bytes, bytearray, memoryview)):
             name = self._name_from_der(bytes(certificate))
         else:
             return None
         return Principal(name, self.method) if name else None
+
+    def why_refused(self, credentials: Mapping[str, Any]) -> str | None:
+        """Why a certificate of the TLS layer proves nothing when it is out of its validity
+        period (the handshake checked it once; a controller judging a connected agent again
+        asks here once it has expired). ``None`` otherwise."""
+        certificate = credentials.get("peer_certificate")
+        if isinstance(certificate, Mapping):
+            name = _name_from_decoded(certificate, self.options.principal_from) or \
+                _name_from_decoded(certificate, "cn") or "?"
+            problem = _outside_validity(certificate, time.time())
+        elif isinstance(certificate, (bytes, bytearray, memoryview)):
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID
+
+            try:
+                leaf = x509.load_der_x509_certificate(bytes(certificate))
+            except ValueError:
+                return None
+            names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            name = str(names[0].value) if names else "?"
+            now = datetime.now(UTC)
+            problem = (f"expired at {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+                       if now > leaf.not_valid_after_utc else
+                       f"is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+                       if now < leaf.not_valid_before_utc else None)
+        else:
+            return None
+        if problem is None:
+            return None
+        return (f"the certificate for {name!r} {problem}: issue a new one from the CA and "
+                "restart the agent with it")
 
     def _load_authorities(self) -> list[Any]:
         from cryptography import x509

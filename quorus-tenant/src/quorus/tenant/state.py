@@ -65,6 +65,10 @@ class TenantStateModule:
 
     name = "tenant"
     command_types: Sequence[type[Command]] = COMMAND_TYPES
+    #: After these the leader judges every connected agent's access again: the agents of a
+    #: deleted tenant may no longer serve (a suspended tenant keeps its agents: its running
+    #: jobs finish on them).
+    access_commands: Sequence[type[Command]] = (DeleteTenant,)
 
     def __init__(self) -> None:
         self.tenants: dict[str, Tenant] = {}

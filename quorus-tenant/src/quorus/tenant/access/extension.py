@@ -18,6 +18,7 @@ from typing import Any
 from quorus.core.auth import Principal, TokenAuth
 from quorus.core.controller.service import ControllerService
 from quorus.tenant.access.state import AccessStateModule
+from quorus.tenant.model import DEFAULT_TENANT
 from quorus.tenant.state import TenantStateModule
 from quorus.tenant.tokens import TOKEN_PREFIX, Refused, Verified, decide, verify
 
@@ -37,6 +38,17 @@ def tenant_ancestors(service: ControllerService) -> Callable[[str], Sequence[str
     if isinstance(found, TenantStateModule):
         return found.chain
     return lambda tenant: (tenant,)
+
+
+def unknown_tenant(service: ControllerService, tenant: str) -> str | None:
+    """Why ``tenant`` is no place to serve: tenants are configured and it is not one of them
+    (the ``default`` tenant always is). ``None`` without the ``tenant`` module."""
+    found = service.state.modules.get(TenantStateModule.name)
+    if not isinstance(found, TenantStateModule) or not found.tenants or \
+            tenant == DEFAULT_TENANT or tenant in found.tenants:
+        return None
+    return (f"there is no tenant {tenant}: it was deleted or never configured (apply its "
+            "TenantConfiguration with quorus tenant apply)")
 
 
 class ApiTokenAuthenticator:
@@ -101,10 +113,18 @@ class AccessExtension:
 
     def authorize(self, principal: Principal, action: str, tenant: str | None,
                   namespace: str | None) -> str | None:
-        """Why ``principal`` may not do ``action`` in ``tenant``/``namespace``, or ``None``."""
+        """Why ``principal`` may not do ``action`` in ``tenant``/``namespace``, or ``None``.
+
+        Agents register (``agents.register``) only in a tenant that exists once any is
+        configured, whoever they are: the agents of a deleted tenant would otherwise serve
+        every shared tenant (the controller ends their sessions when it deletes it)."""
+        service = self._service
+        if action == "agents.register" and tenant is not None and service is not None:
+            missing = unknown_tenant(service, tenant)
+            if missing is not None:
+                return missing
         if principal.method == TokenAuth.method:
             return None  # the controller's own token
-        service = self._service
         module = access_module(service) if service is not None else None
         if service is None or module is None:
             return ("this controller has no access state module: install quorus-tenant on "
@@ -114,4 +134,4 @@ class AccessExtension:
 
 
 __all__ = ["API_TOKEN_METHOD", "AccessExtension", "ApiTokenAuthenticator", "access_module",
-           "tenant_ancestors"]
+           "tenant_ancestors", "unknown_tenant"]

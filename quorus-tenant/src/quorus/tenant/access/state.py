@@ -76,6 +76,10 @@ class AccessStateModule:
 
     name = "access"
     command_types: Sequence[type[Command]] = COMMAND_TYPES
+    #: After these the leader judges every connected agent's access again: a token revoked,
+    #: a principal deleted (its tokens with it) or a role binding taken back ends the
+    #: session of an agent that no longer proves who it is or may no longer register.
+    access_commands: Sequence[type[Command]] = (RevokeToken, DeletePrincipal, UnbindRole)
 
     def __init__(self) -> None:
         self.principals: dict[str, PrincipalRecord] = {}
