@@ -29,34 +29,7 @@ from quorus.core.testing.controller import TOKEN, running_controller
 from quorus.tenant.commands import ApplyTenants
 from quorus.tenant.routes import TenantExtension
 from quorus.tenant.state import TenantStateModule
-
-BIG = 10**12
-TENANTS = f"""\
-apiVersion: quorus.dev/v1
-kind: TenantConfiguration
-metadata: {{name: company}}
-spec:
-  resources:
-    quotas: {{maxConcurrentTransfers: {BIG}, maxDailyTransfers: {BIG},
-              maxMonthlyDataTransfer: {BIG * 1000}, maxFileSize: {BIG},
-              maxStorageUsage: {BIG * 1000}, maxBandwidthMbps: 10000}}
----
-apiVersion: quorus.dev/v1
-kind: TenantConfiguration
-metadata: {{name: department}}
-spec:
-  hierarchy: {{parent: company}}
-  resources:
-    quotas: {{maxConcurrentTransfers: {BIG}, maxDailyTransfers: {BIG}}}
----
-apiVersion: quorus.dev/v1
-kind: TenantConfiguration
-metadata: {{name: team}}
-spec:
-  hierarchy: {{parent: department}}
-  resources:
-    quotas: {{maxConcurrentTransfers: {BIG}, maxFileSize: {BIG}}}
-"""
+from quorus.tenant.testing import QUOTA_TENANTS as TENANTS
 
 
 class Modules:

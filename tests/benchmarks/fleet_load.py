@@ -530,37 +530,11 @@ class Submissions:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-# With --tenant-quotas: a company -> department -> team hierarchy with every quota set (too
-# high to refuse anything, so each is checked and reserved, never hit); jobs go to the team.
+# With --tenant-quotas the jobs go to a tenant three levels deep with every quota set
+# (quorus.tenant.testing), so admission checks and reserves each, never refusing; without it
+# the same jobs (the same paths, inside that tenant's storage root) go to the default tenant.
 QUOTA_TENANT = "team"
 QUOTA_ROOT = f"/data/tenants/{QUOTA_TENANT}"
-BIG = 10**12
-QUOTA_TENANTS = f"""\
-apiVersion: quorus.dev/v1
-kind: TenantConfiguration
-metadata: {{name: company}}
-spec:
-  resources:
-    quotas: {{maxConcurrentTransfers: {BIG}, maxDailyTransfers: {BIG},
-              maxMonthlyDataTransfer: {BIG * 1000}, maxFileSize: {BIG},
-              maxStorageUsage: {BIG * 1000}, maxBandwidthMbps: 10000}}
----
-apiVersion: quorus.dev/v1
-kind: TenantConfiguration
-metadata: {{name: department}}
-spec:
-  hierarchy: {{parent: company}}
-  resources:
-    quotas: {{maxConcurrentTransfers: {BIG}, maxDailyTransfers: {BIG}}}
----
-apiVersion: quorus.dev/v1
-kind: TenantConfiguration
-metadata: {{name: {QUOTA_TENANT}}}
-spec:
-  hierarchy: {{parent: department}}
-  resources:
-    quotas: {{maxConcurrentTransfers: {BIG}, maxFileSize: {BIG}}}
-"""
 
 
 class Submitter:
@@ -983,6 +957,8 @@ async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
             rss_before_jobs = quorum.rss_kib(leader)
             tenant = None
             if args.tenant_quotas:
+                from quorus.tenant.testing import QUOTA_TENANTS  # the tenant plugin's
+
                 status, body = await http_once(
                     quorum.peers[leader]["http"], "PUT", "/v1/tenants", quorum.token,
                     json.dumps({"yaml": QUOTA_TENANTS}).encode())
