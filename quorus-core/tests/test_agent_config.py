@@ -79,6 +79,12 @@ def test_config_refuses_impossible_settings(tmp_path: Path) -> None:
         AgentConfig(base, "a", Secret("t"), tmp_path, max_concurrent=0)
     with pytest.raises(ConfigurationError, match="at least one controller"):
         AgentConfig((), "a", Secret("t"), tmp_path)
+    for method in ("", "two words", "a/b"):
+        with pytest.raises(ConfigurationError, match="--auth-method: the name of the "
+                           "controllers' auth method"):
+            AgentConfig(base, "a", Secret("t"), tmp_path, auth_method=method)
+    assert AgentConfig(base, "a", Secret("t"), tmp_path, auth_method="ldap-token.v2"
+                       ).auth_method == "ldap-token.v2"
 
 
 def test_registration_describes_the_agent_and_the_machine(tmp_path: Path) -> None:

@@ -271,7 +271,7 @@ async def test_the_identity_comes_from_the_certificate(
             async with running_agent(config) as runtime:
                 await eventually(lambda: logged(
                     caplog, CONTROLLER_LOG, "agent 'agent-2' presented a certificate for "
-                    "'agent-1': an agent's id must be the name its certificate carries")
+                    "'agent-1': an agent's id must be the principal its credentials prove")
                     and logged(caplog, AGENT_LOG, "the controller closed the connection",
                                "agent-2"))
                 assert runtime.controller_id is None
@@ -295,6 +295,70 @@ async def test_without_a_certificate_the_method_proves_nothing(
                     caplog, CONTROLLER_LOG,
                     "the 'cert-name' auth method accepts no principal from no client certificate"))
             assert server.links == {}
+
+
+class SharedSecretAuth:
+    """An installed method that reads token-shaped credentials: one secret per team."""
+
+    method = "shared-secret"
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        self.secrets = dict(secrets)
+
+    def authenticate(self, credentials: Mapping[str, Any]) -> Principal | None:
+        token = credentials.get("token")
+        team = next((t for t, s in self.secrets.items() if s == token), None)
+        return Principal(team, self.method) if team else None
+
+
+async def test_an_installed_method_that_reads_tokens_judges_the_agents_that_name_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    loaded: list[tuple[str, Mapping[str, Any]]] = []
+
+    def load(method: str, options: Mapping[str, Any]) -> SharedSecretAuth:
+        loaded.append((method, dict(options)))
+        return SharedSecretAuth(options["secrets"])
+
+    monkeypatch.setattr(agentlink, "load_authenticator", load)
+    # Its principals are agents (a secret each), as a certificate's name is for mtls.
+    data = payload_bytes(100_000, seed=3)
+    source = tmp_path / "in.bin"
+    source.write_bytes(data)
+    with anyio.fail_after(30):
+        async with running_controller(
+            tmp_path / "c", extensions=[], agent_auth="shared-secret",
+            agent_auth_options={"secrets": {"agent-1": "a1-secret", "agent-4": "a4-secret"}},
+        ) as server:
+            # The hello names the method: the token is judged by it, and a job runs.
+            config = agent_config(server, tmp_path / "a", ca=None, cert=None,
+                                  token="a1-secret", auth_method="shared-secret")
+            async with running_agent(config) as runtime:
+                await eventually(lambda: runtime.controller_id is not None)
+                assert server.links["agent-1"].principal == Principal("agent-1", "shared-secret")
+                job = await server.service.submit_job(str(source), str(tmp_path / "out.bin"))
+                await eventually(lambda: server.state.jobs[job.id].state is JobState.COMPLETED)
+            assert (tmp_path / "out.bin").read_bytes() == data
+            # The same token sent for the default method is not this method's to read; a
+            # wrong secret proves nothing; another agent's secret proves that agent, not this.
+            for agent_id, method, token, why in (
+                ("agent-2", "token", "a1-secret", "from no client certificate (its hello names "
+                 "the 'token' method)"),
+                ("agent-3", "shared-secret", "guess", "from the 'shared-secret' credentials it "
+                 "sent"),
+                ("agent-5", "shared-secret", "a4-secret", "proved to be 'agent-4': an agent's "
+                 "id must be the principal its credentials prove"),
+            ):
+                config = agent_config(server, tmp_path / agent_id, ca=None, cert=None,
+                                      agent_id=agent_id, token=token, auth_method=method)
+                async with running_agent(config) as runtime:
+                    await eventually(lambda a=agent_id, w=why: logged(  # type: ignore[misc]
+                        caplog, CONTROLLER_LOG, f"agent {a!r}", w))
+                    assert runtime.controller_id is None
+                assert agent_id not in server.links
+    assert loaded == [("shared-secret",
+                       {"secrets": {"agent-1": "a1-secret", "agent-4": "a4-secret"}})]
 
 
 def test_a_hello_cannot_forge_the_tls_credentials() -> None:

@@ -114,6 +114,21 @@ def test_start_connects_to_the_first_controller_and_says_hello_with_the_token() 
     assert "s3cret" not in repr(hello) and "s3cret" not in repr(agent.__dict__)
 
 
+def test_the_hello_names_the_auth_method_the_token_is_for() -> None:
+    agent = AgentSession(new_agent().registration, [C1], Secret("s3cret-token"),
+                         auth_method="shared-secret")
+    agent.start(0.0)
+    (hello,) = agent.connected(0.0).send
+    assert isinstance(hello, Hello)
+    assert hello.auth_method == "shared-secret"
+    assert hello.credentials == {"token": "s3cret-token"}
+    # Without a token (a certificate proves who the agent is) the hello names no method.
+    bare = AgentSession(new_agent().registration, [C1], None, auth_method="shared-secret")
+    bare.start(0.0)
+    (hello,) = bare.connected(0.0).send
+    assert isinstance(hello, Hello) and hello.auth_method is None and not hello.credentials
+
+
 def test_register_follows_the_hello_and_carries_the_registration() -> None:
     agent = new_agent()
     agent.start(0.0)

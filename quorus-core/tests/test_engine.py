@@ -444,3 +444,26 @@ def test_unknown_retry_backoff_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="expected exponential, linear, fixed"):
         RetryPolicy.from_config({"backoff": "random"})
+
+
+async def test_a_faulty_wrapper_keeps_its_protocols_location_check_and_lock(
+    tmp_path: Path,
+) -> None:
+    from quorus.core.errors import DestinationBusyError, InvalidURIError
+    from quorus.core.uri import Location, parse_location
+
+    class Checked(FileProtocol):
+        def check_location(self, location: Location) -> None:
+            if location.name.startswith("forbidden"):
+                raise InvalidURIError(f"{location}: forbidden here")
+
+    inner = Checked()
+    faulty = FaultyProtocol(inner)
+    with pytest.raises(InvalidURIError, match="forbidden here"):
+        faulty.check_location(parse_location(str(tmp_path / "forbidden.bin")))
+    faulty.check_location(parse_location(str(tmp_path / "fine.bin")))
+    record = parse_location(str(tmp_path / "f.partial.json"))
+    async with faulty.lock(record):
+        with pytest.raises(DestinationBusyError):
+            async with inner.lock(record):
+                pass

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from quorus.core.errors import InvalidURIError
-from quorus.core.uri import parse_location
+from quorus.core.uri import Location, parse_location
 
 
 def test_local_path_becomes_absolute_file_location(tmp_path: object) -> None:
@@ -107,3 +107,33 @@ def test_secret_query_parameters_are_masked_for_display() -> None:
     assert "X-Amz-Expires=300" in shown
     assert "part=2" in shown
     assert location.url() == text  # requests still carry the real query
+
+
+@pytest.mark.parametrize("text", [
+    "shelf:///r/in.bin", "mem:///a/b?x=1", "memory://bucket/key", "file:///tmp/a b",
+    "sftp://user:pw@host:2222/x%20y", "smb://[::1]/share/dir/f", "http://h/?a=1&b=2",
+])
+def test_a_location_written_out_reads_back_the_same(text: str) -> None:
+    # A host-less URI of any scheme keeps its empty authority: ``shelf:/r/in.bin`` would
+    # read back as a local file.
+    location = parse_location(text)
+    written = location.url(include_password=True)
+    assert written.startswith(f"{location.scheme}://")
+    assert parse_location(written) == location
+    if location.password is None and location.scheme != "file":
+        assert parse_location(str(location)) == location
+
+
+@given(
+    scheme=st.sampled_from(["shelf", "mem", "x-store", "sftp", "http"]),
+    host=st.one_of(st.none(), st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)),
+    segments=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")),
+                              min_size=1, max_size=8).filter(lambda s: s not in (".", "..")
+                                                             and "/" not in s), max_size=4),
+)
+def test_any_location_round_trips_through_its_url(
+    scheme: str, host: str | None, segments: list[str]
+) -> None:
+    assume(host is not None or scheme not in ("sftp", "http"))
+    location = Location(scheme, host, None, "/" + "/".join(segments))
+    assert parse_location(location.url()) == location

@@ -27,15 +27,22 @@ class Secret:
         return f"Secret(source={self.source!r})"
 
 
-def resolve_secret(spec: str | Secret | None) -> Secret | None:
+def resolve_secret(spec: str | int | float | Secret | None) -> Secret | None:
     """Resolve a credential reference.
 
     ``env:NAME`` reads an environment variable, ``file:/path`` reads a file (trailing newline
     stripped), anything else is the literal value. A missing variable or unreadable file is a
-    :class:`ConfigurationError` that names the reference, never the value.
+    :class:`ConfigurationError` that names the reference, never the value. A number is its
+    text (``-o scheme.password=1234`` arrives as one); anything else that is not text (a
+    mapping or a list from a configuration file, a boolean) is a :class:`ConfigurationError`.
     """
     if spec is None or isinstance(spec, Secret):
         return spec
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        spec = str(spec)
+    if not isinstance(spec, str):
+        raise ConfigurationError(
+            f"a credential must be text, env:NAME or file:PATH, not {type(spec).__name__}")
     if spec.startswith("env:"):
         name = spec[4:]
         value = os.environ.get(name)

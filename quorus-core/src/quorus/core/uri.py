@@ -10,7 +10,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from quorus.core.errors import InvalidURIError
 
@@ -72,7 +72,13 @@ class Location:
                 userinfo += ":" + (quote(self.password, safe="") if include_password else "***")
             userinfo += "@"
         netloc = userinfo + self.netloc
-        return urlunsplit((self.scheme, netloc, quote(self.path, safe="/~:@!$&'()*+,;="), self.query, ""))
+        path = quote(self.path, safe="/~:@!$&'()*+,;=")
+        if netloc and path and not path.startswith("/"):
+            path = "/" + path
+        # Always ``scheme://``: urlunsplit drops the empty authority of a host-less URI
+        # (``mem:///a`` would come out as ``mem:/a``, which reads back as a local path).
+        text = f"{self.scheme}://{netloc}{path}"
+        return f"{text}?{self.query}" if self.query else text
 
     def redacted(self) -> str:
         """The text to show a person: the URI with any password masked, and the values of

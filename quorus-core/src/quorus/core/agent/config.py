@@ -12,6 +12,11 @@ each controller, and the name in its certificate unless ``tls_check_hostname`` i
 ``tls_cert``/``tls_key`` it presents its own certificate, which a controller that
 authenticates agents by certificate (``mtls``) takes as the agent's identity: the agent id
 must be the name the certificate carries.
+
+The token goes to the controllers' auth method named ``auth_method``: ``token`` (the
+controllers' own token, or a tenant's API token) unless the controllers judge agents by an
+installed method of the ``quorus.auth`` group (``agent_auth``) that reads token-shaped
+credentials; the agent then names that method.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class AgentConfig:
     tls_check_hostname: bool = True
     tenant: str = "default"
     namespace: str = "default"
+    auth_method: str = "token"
 
     def __post_init__(self) -> None:
         if not self.controllers:
@@ -102,6 +108,11 @@ class AgentConfig:
             raise ConfigurationError(
                 "the agent has no way to prove who it is: give a token (--token) or a client "
                 "certificate (--tls-cert, --tls-key)"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.auth_method):
+            raise ConfigurationError(
+                "--auth-method: the name of the controllers' auth method the token is for "
+                f"(token, or an installed one), not {self.auth_method!r}"
             )
 
     def tls_context(self) -> ssl.SSLContext | None:

@@ -137,6 +137,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 @click.option("--token", metavar="TEXT|env:NAME|file:PATH", envvar="QUORUS_AGENT_TOKEN",
               help="Token presented to the controllers (default: file:./quorus-data/token, "
                    "written by quorus-controller).")
+@click.option("--auth-method", default="token", show_default=True, metavar="NAME",
+              envvar="QUORUS_AGENT_AUTH_METHOD",
+              help="The controllers' auth method the token is for: an installed one when the "
+                   "controllers judge agents by it (their agent_auth).")
 @click.option("--drain-timeout", default=f"{DEFAULT_DRAIN_TIMEOUT:g}s", show_default=True,
               metavar="DURATION", help="Time running transfers get to finish on a drain.")
 @click.option("--tls-ca", metavar="PEM", envvar="QUORUS_AGENT_TLS_CA",
@@ -169,6 +173,7 @@ def main(
     labels: tuple[str, ...],
     protocols: tuple[str, ...],
     token: str | None,
+    auth_method: str,
     drain_timeout: str,
     tls_ca: str | None,
     tls_cert: str | None,
@@ -206,6 +211,7 @@ def main(
                 tls_check_hostname=tls_check_hostname,
                 tenant=tenant,
                 namespace=namespace,
+                auth_method=auth_method,
             )
             log.info("agent %s joining %s (work dir %s, %d at once%s)", config.agent_id,
                      ", ".join(c.address for c in config.controllers), work_dir, max_concurrent,

@@ -186,7 +186,7 @@ class AgentRuntime:
         self.config = config
         self.session = AgentSession(
             registration(config, plugins), config.controllers, config.token,
-            backoff=config.backoff,
+            auth_method=config.auth_method, backoff=config.backoff,
         )
         self._plugins = plugins
         self._tls = config.tls_context()  # bad certificate files are refused here, at once

@@ -115,6 +115,7 @@ class AgentSession:
         controllers: Sequence[ControllerAddress],
         token: Secret | None,
         *,
+        auth_method: str = "token",
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
@@ -125,6 +126,7 @@ class AgentSession:
         self.max_concurrent = registration.capabilities.max_concurrent_transfers
         self.directory = ControllerDirectory(controllers, backoff, rng)
         self._token = token
+        self.auth_method = auth_method
         self.handshake_timeout = handshake_timeout
         self.missed_heartbeats = missed_heartbeats
         self.phase = AgentPhase.DISCONNECTED
@@ -164,7 +166,9 @@ class AgentSession:
         if self._token is None:  # the agent proves who it is by its TLS certificate alone
             hello = Hello(PROTOCOL, VERSIONS, self.agent_id)
         else:
-            hello = Hello(PROTOCOL, VERSIONS, self.agent_id, "token",
+            # The token goes to the controller's auth method of that name: ``token`` by
+            # default, or an installed one that judges token-shaped credentials.
+            hello = Hello(PROTOCOL, VERSIONS, self.agent_id, self.auth_method,
                           {"token": self._token.reveal()})
         return Step(send=(hello,))
 

@@ -237,7 +237,10 @@ class AgentLink:
 
     def _authenticate(self, hello: Hello) -> bool:
         """Judge the hello with the controller's agent auth method; refuse, saying why, an
-        agent whose certificate proves nothing or names someone else."""
+        agent whose credentials prove nothing or name someone else. The ``token`` method
+        proves who holds the token (who may then register agents where they are allowed);
+        any other method (``mtls``, an installed one) proves the agent itself, so the
+        principal must be the agent's id."""
         authenticator = self.server.agent_authenticator
         method = authenticator.method
         credentials = hello_credentials(hello, method, self.verified)
@@ -249,17 +252,26 @@ class AgentLink:
                     f"agent {hello.node_id!r}: credentials refused: {reason}")
             if method == "token":
                 return False
-            presented = ("a certificate for "
-                         f"{tls.peer_name(self.verified.get(tls.PEER_CERTIFICATE))!r}"
-                         if self.verified else "no client certificate")
+            if hello.auth_method == method:
+                presented = f"the {method!r} credentials it sent"
+            elif self.verified:
+                presented = ("a certificate for "
+                             f"{tls.peer_name(self.verified.get(tls.PEER_CERTIFICATE))!r}")
+            else:
+                presented = "no client certificate"
+            if hello.auth_method is not None and hello.auth_method != method:
+                presented += f" (its hello names the {hello.auth_method!r} method)"
             raise AuthenticationRefused(
                 f"agent {hello.node_id!r}: the {method!r} auth method accepts no principal "
                 f"from {presented}"
             )
         if method != "token" and principal.name != hello.node_id:
+            proof = ("presented a certificate for" if tls.PEER_CERTIFICATE in credentials
+                     and hello.auth_method != method else "proved to be")
             raise AuthenticationRefused(
-                f"agent {hello.node_id!r} presented a certificate for {principal.name!r}: an "
-                "agent's id must be the name its certificate carries"
+                f"agent {hello.node_id!r} {proof} {principal.name!r}: an agent's id must be "
+                f"the principal its credentials prove (the {method!r} auth method names "
+                "agents)"
             )
         self.principal = principal
         self._hello = hello

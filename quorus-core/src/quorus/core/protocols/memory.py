@@ -19,6 +19,7 @@ from quorus.core.errors import (
     NotFoundError,
     TransferError,
 )
+from quorus.core.options import option_secret
 from quorus.core.protocol import (
     Capabilities,
     FileInfo,
@@ -27,7 +28,7 @@ from quorus.core.protocol import (
     TransferProtocol,
     WriteStream,
 )
-from quorus.core.secrets import Secret, resolve_secret
+from quorus.core.secrets import Secret
 from quorus.core.uri import Location
 
 
@@ -131,7 +132,7 @@ class MemoryProtocol(TransferProtocol):
 
     def __init__(self, options: ProtocolOptions | None = None) -> None:
         super().__init__(options)
-        self._token: Secret | None = resolve_secret(self.options.get("token"))
+        self._token: Secret | None = option_secret("memory", self.options, "token")
         self.chunk_size = int(self.options.get("chunk_size", 256 * 1024))
 
     def _store(self, location: Location) -> MemoryStore:

@@ -8,6 +8,7 @@ mid-body. It also records how many streams are open at once, for concurrency tes
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from quorus.core.errors import TransferError, TransientError
 from quorus.core.protocol import (
@@ -45,7 +46,8 @@ class _FaultyReadStream(ReadStream):
 
 class FaultyProtocol(TransferProtocol):
     """Wraps ``inner``; the first ``times`` read streams (after ``healthy_first`` good ones)
-    fail after ``after_bytes`` bytes."""
+    fail after ``after_bytes`` bytes. Everything else, the location check and the partial
+    file lock included, is ``inner``'s; ``inner`` stays its creator's to close."""
 
     def __init__(
         self,
@@ -68,6 +70,12 @@ class FaultyProtocol(TransferProtocol):
 
     def capabilities(self, location: Location) -> Capabilities:
         return self.inner.capabilities(location)
+
+    def check_location(self, location: Location) -> None:
+        self.inner.check_location(location)
+
+    def lock(self, location: Location) -> AbstractAsyncContextManager[None]:
+        return self.inner.lock(location)
 
     async def stat(self, location: Location) -> FileInfo:
         return await self.inner.stat(location)
