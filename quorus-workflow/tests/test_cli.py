@@ -160,6 +160,23 @@ def test_virtual_run_json(tmp_path: Path) -> None:
     assert both.exit_code == 2
 
 
+def test_virtual_run_offline_still_stats_local_sources(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("hello\n")
+    path = write_group(tmp_path / "copy.yaml", [
+        {"name": "first", "source": {"path": str(tmp_path / "in.txt")},
+         "destination": {"path": str(tmp_path / "out" / "first.txt")}},
+        {"name": "second", "dependsOn": ["first"], "condition": "${first.bytes} > 0",
+         "source": {"path": str(tmp_path / "in.txt")},
+         "destination": {"path": str(tmp_path / "out" / "second.txt")}},
+    ])
+    result = invoke("run", "--virtual", "--offline", "--json", str(path))
+    assert result.exit_code == 0, result.output
+    steps = {s["step"]: s for s in json.loads(result.output)["steps"]}
+    assert (steps["copy/first"]["size"], steps["copy/first"]["size_from"]) == (6, "stat")
+    assert steps["copy/second"]["status"] == "completed"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_malformed_set_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("run", "--set", "NOEQUALS", str(copy_files(tmp_path)))
     assert result.exit_code == 2

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from quorus.core.protocols.memory import memory_store
 from quorus.core.testing.fixtures import anyio_backend
 from quorus.workflow.binding import Binder, RunContext
 from quorus.workflow.documents import load_text
@@ -32,7 +33,8 @@ def transfer(name: str, size: str | None = None, **extra: Any) -> dict[str, Any]
 
 
 async def simulate(groups: list[dict[str, Any]], *, rate: int = 10 * MB,
-                   stat_sources: bool = False, **execution: Any) -> VirtualReport:
+                   stat_sources: bool = False, check_remote: bool = True,
+                   **execution: Any) -> VirtualReport:
     spec: dict[str, Any] = {"groups": groups}
     if execution:
         spec["execution"] = execution
@@ -40,7 +42,8 @@ async def simulate(groups: list[dict[str, Any]], *, rate: int = 10 * MB,
                            "metadata": {"name": "wf"}, "spec": spec}, sort_keys=False)
     prepared = prepare(load_text(text, "wf.yaml"))
     binder = Binder(prepared.workflow, RunContext(started_at=time.time()))
-    return await virtual_run(prepared.plan, binder, rate=rate, stat_sources=stat_sources)
+    return await virtual_run(prepared.plan, binder, rate=rate, stat_sources=stat_sources,
+                             check_remote=check_remote)
 
 
 def group(name: str, *transfers: dict[str, Any], **settings: Any) -> dict[str, Any]:
@@ -67,6 +70,29 @@ async def test_sizes_come_from_a_stat_or_the_declared_size(tmp_path: Path) -> No
                      "g/unknown": (0, "unknown")}
     assert report.unknown_sizes == ["g/unknown"]
     assert (tmp_path / "out.bin").exists() is False
+
+
+@pytest.mark.parametrize("check_remote", [True, False])
+async def test_offline_stats_local_sources_only(tmp_path: Path, check_remote: bool) -> None:
+    # --offline: a local file is still stat'ed, so a condition on its size sees its bytes; a
+    # remote (non-file) source is not looked at and falls back to its declared size.
+    (tmp_path / "real.bin").write_bytes(b"x" * 3000)
+    store = f"virtual-offline-{str(check_remote).lower()}"
+    memory_store(store).put("/remote.bin", b"y" * 5000)
+    local = {"name": "local", "source": {"path": str(tmp_path / "real.bin")},
+             "destination": {"path": str(tmp_path / "out.bin")}}
+    remote = {"name": "remote", "source": {"uri": f"memory://{store}/remote.bin"},
+              "destination": {"path": str(tmp_path / "remote.bin")}, "expectedSize": "1MB"}
+    after = {"name": "after", "source": {"path": str(tmp_path / "real.bin")},
+             "destination": {"path": str(tmp_path / "after.bin")}, "dependsOn": ["local"],
+             "condition": "${local.bytes} > 0"}
+    report = await simulate([group("g", local, remote, after, strategy="parallel")],
+                            stat_sources=True, check_remote=check_remote)
+    sizes = {s.step: (s.size, s.size_source) for s in report.steps}
+    assert sizes["g/local"] == (3000, "stat")
+    assert sizes["g/remote"] == ((5000, "stat") if check_remote else (MB, "expectedSize"))
+    assert {s.step: s.status for s in report.steps}["g/after"] == "completed"
+    assert not (tmp_path / "out.bin").exists()
 
 
 async def test_duration_follows_bandwidth_and_the_assumed_rate() -> None:

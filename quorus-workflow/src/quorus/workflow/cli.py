@@ -191,7 +191,7 @@ def schema(kind: str) -> None:
 @click.option("--virtual", is_flag=True, help="Simulate the run (sizes, durations, concurrency, "
                                                "bytes per tenant); move nothing.")
 @click.option("--offline", is_flag=True, help="Dry or virtual run: do not contact remote "
-                                               "servers.")
+                                               "servers (local files are still looked at).")
 @click.option("--assume-rate", default="100MB/s", show_default=True, metavar="RATE",
               help="Virtual run: the rate of transfers that declare no bandwidth.")
 @click.option("--allow-file-root", "roots", multiple=True, metavar="DIR",
@@ -264,7 +264,7 @@ def _virtual_run(eventloop: Any, prepared: Any, binder: Any, offline: bool, assu
     except ConfigurationError as exc:
         _fail(str(exc))
     report = eventloop.run(lambda: virtual_run(prepared.plan, binder, rate=rate,
-                                               stat_sources=not offline))
+                                               check_remote=not offline))
     if as_json:
         _emit(report.to_json())
     else:

@@ -1,8 +1,9 @@
 """Virtual run: the workflow's logic played out on a simulated clock, with no byte moved.
 
-Each transfer's size comes from a stat of its source (when reachable), else its declared
-``expectedSize``, else the bounds of ``validation.expectedSize``; its duration is the size
-over its ``bandwidth`` (or the assumed link rate) plus a fixed start-up cost. The same
+Each transfer's size comes from a stat of its source (when reachable; offline, only local
+``file`` sources are stat'ed), else its declared ``expectedSize``, else the bounds of
+``validation.expectedSize``; its duration is the size over its ``bandwidth`` (or the assumed
+link rate) plus a fixed start-up cost. The same
 :class:`~quorus.workflow.execution.Execution` as a real run decides what starts when, so
 dependencies, strategies, concurrency limits, conditions (every simulated transfer succeeds)
 and timeouts behave as they would. The report predicts the duration, the peak concurrency and
@@ -66,9 +67,10 @@ class VirtualReport:
 
 
 async def virtual_run(plan: Plan, binder: Binder, *, rate: int = DEFAULT_RATE,
-                      stat_sources: bool = True) -> VirtualReport:
-    """Simulate ``plan`` (see the module docstring)."""
-    sizes = await _sizes(plan, binder, stat_sources)
+                      stat_sources: bool = True, check_remote: bool = True) -> VirtualReport:
+    """Simulate ``plan`` (see the module docstring). ``stat_sources`` false stats no source;
+    ``check_remote`` false (``--offline``) stats local sources only, contacting no server."""
+    sizes = await _sizes(plan, binder, stat_sources, check_remote)
     started = binder.context.started_at
     # Conditions see the simulated results: every transfer succeeds with its size in bytes.
     execution = Execution("virtual", plan, binder.judge, started_at=started, mode="virtual")
@@ -116,23 +118,24 @@ async def virtual_run(plan: Plan, binder: Binder, *, rate: int = DEFAULT_RATE,
         unknown_sizes=[s for s, (_, origin) in sizes.items() if origin == "unknown"])
 
 
-async def _sizes(plan: Plan, binder: Binder, stat_sources: bool
+async def _sizes(plan: Plan, binder: Binder, stat_sources: bool, check_remote: bool
                  ) -> Mapping[str, tuple[int, str]]:
     sizes: dict[str, tuple[int, str]] = {}
     async with TransferEngine() as engine:
         for planned in plan.steps:
-            sizes[planned.step_id] = await _size(planned, binder, engine, stat_sources)
+            sizes[planned.step_id] = await _size(planned, binder, engine, stat_sources,
+                                                 check_remote)
     return sizes
 
 
 async def _size(planned: PlannedStep, binder: Binder, engine: TransferEngine,
-                stat_sources: bool) -> tuple[int, str]:
+                stat_sources: bool, check_remote: bool) -> tuple[int, str]:
     step = planned.step
     if stat_sources:
         try:
             bound = bind_step(binder, step, binder.workflow.group(planned.group), None)
             location = parse_location(bound.source)
-            if not bound.protocol_options:
+            if not bound.protocol_options and (check_remote or location.scheme == "file"):
                 with anyio.fail_after(STAT_TIMEOUT):
                     info = await engine.protocol(location).stat(location)
                 if info.size is not None:
