@@ -7,6 +7,10 @@ reaches the log. Writes go through consensus (a follower forwards them to the le
 jobs); reads are linearizable unless ``consistent=false``. A command the state refuses (pausing
 an execution that ended) is ``409``; one a tenant module's admission refuses (a cross-tenant
 workflow without a data-sharing agreement in force) is ``403`` with the reason.
+
+Executions and registrations a caller may not read (``workflows.read`` in their tenant and
+namespace) do not exist for it: lists leave them out and a request naming one answers ``404``,
+as for jobs. Registering under a name another tenant's registration holds is ``409``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from quorus.workflow.controller.commands import (
     workflow_reach,
 )
 from quorus.workflow.controller.prepared import SubmissionError, prepare
-from quorus.workflow.controller.records import WorkflowResult
+from quorus.workflow.controller.records import Registration, WorkflowResult
 from quorus.workflow.controller.state import WorkflowStateModule
 
 Consistent = Annotated[bool, Query(description="wait for a linearizable read")]
@@ -102,6 +106,11 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
     def visible(request: Request, item: dict[str, Any]) -> bool:
         return service.may(caller(request), "workflows.read", item.get("tenant"),
                            item.get("namespace"))
+
+    def readable(request: Request, registration: Registration) -> bool:
+        # The same rule as executions: the registration's tenant and namespace.
+        return service.may(caller(request), "workflows.read", registration.command.tenant,
+                           registration.command.namespace)
 
     def view(execution_id: str, request: Request | None = None) -> dict[str, Any]:
         found = module().view(execution_id)
@@ -192,6 +201,17 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
             service.authorize(caller(request), "workflows.register", group.tenant,
                               group.namespace)
         name = body.name or prepared.workflow.name
+        existing = module().registration(name)
+        if existing is not None:
+            # Replacing a registration is changing it: the caller must be allowed to see and
+            # register in the one it replaces. One it may not read is never shown or named.
+            if not readable(request, existing):
+                return JSONResponse({"error": "name-taken", "message": (
+                    f"the registration name {name!r} is taken: give another name in the "
+                    "request")}, 409)
+            for group in existing.workflow.groups:
+                service.authorize(caller(request), "workflows.register", group.tenant,
+                                  group.namespace)
         try:
             command = RegisterWorkflow(name, at, body.files, body.workflow, body.environment,
                                        body.sets, body.bindings, principal(request),
@@ -205,15 +225,18 @@ def workflow_router(service: ControllerService, *, clock: Callable[[], float]) -
         return registration.view()
 
     @router.get("/v1/workflows/registrations")
-    async def list_registrations(consistent: Consistent = True) -> dict[str, Any]:
-        """Registered workflows with their triggers' last and next fires."""
-        return {"registrations": [r.view() for r in (await read(consistent)).registrations()]}
+    async def list_registrations(request: Request, consistent: Consistent = True
+                                 ) -> dict[str, Any]:
+        """Registered workflows the caller may read, with their triggers' last and next
+        fires."""
+        return {"registrations": [r.view() for r in (await read(consistent)).registrations()
+                                  if readable(request, r)]}
 
     @router.delete("/v1/workflows/registrations/{name}")
     async def unregister_workflow(name: str, request: Request) -> dict[str, Any]:
         """Stop a registration's triggers; executions it started are kept."""
         found = (await read(True)).registration(name)
-        if found is None:
+        if found is None or not readable(request, found):
             raise ResourceNotFound(f"no registered workflow {name!r}")
         for group in found.workflow.groups:
             service.authorize(caller(request), "workflows.register", group.tenant,
