@@ -554,3 +554,17 @@ def test_submit_from_a_bad_file_is_a_usage_error_and_sends_nothing(
     assert result.exit_code == 2, result.output
     assert named in result.output
     assert fleet.read(lambda s: len(s.state.jobs)) == 0
+
+
+def test_an_agent_not_heard_from_yet_shows_its_free_slots_as_unknown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from quorus.core.cli.fleetview import print_agent, print_agents
+
+    record = {"id": "a1", "state": "registering", "connected": True,
+              "capabilities": {"protocols": ["file"], "max_concurrent": 4}, "free_slots": None}
+    print_agent(record)
+    print_agents([record, {**record, "id": "a2", "free_slots": 3}])
+    shown = capsys.readouterr().out
+    assert "None" not in shown
+    assert "? of 4" in shown and "?/4" in shown and "3/4" in shown

@@ -180,3 +180,31 @@ async def test_a_follower_forwards_a_batch_and_the_leader_answers_each_job(
         unauthorized = await client.post(url, json={"jobs": jobs},
                                          headers={"Authorization": "Bearer x"})
         assert unauthorized.status_code == 401
+
+
+async def test_membership_requests_the_quorum_refuses_are_told_why_and_change_nothing(
+    quorum: list[ControllerServer],
+) -> None:
+    follower = next(s for s in quorum if not s.leading)
+    base = f"http://{follower.settings.listen_http}/v1/cluster"
+    members = {n: a for n, a in follower.backend.status()["members"].items()}
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+        for method, url, body, why in (
+            ("POST", f"{base}/leader", {"node_id": "c9"}, "cannot transfer leadership to 'c9'"),
+            ("DELETE", f"{base}/members/c9", None, "'c9' is not a member"),
+            ("POST", f"{base}/members", {"node_id": "c1", "address": "127.0.0.1:9"},
+             "'c1' is already a member"),
+        ):
+            answer = await client.request(method, url, json=body)
+            for _ in range(100):  # a leadership move on a busy machine: 503, then the answer
+                if answer.status_code != 503:
+                    break
+                await anyio.sleep(0.1)
+                answer = await client.request(method, url, json=body)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["error"] == "invalid-request"
+            assert why in answer.json()["message"]
+    # c1 keeps its address everywhere (nothing was proposed), and the members are as before.
+    await anyio.sleep(0.2)
+    for server in quorum:
+        assert server.backend.status()["members"] == members

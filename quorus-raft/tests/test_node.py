@@ -240,10 +240,14 @@ async def test_slow_fsyncs_leave_the_event_loop_and_quick_ones_come_back(tmp_pat
         where: list[str] = []
         sync, begin_sync = store.sync, store.begin_sync
 
+        # The quick disk does not sync at all: a real fsync on a busy machine may take
+        # milliseconds by itself. A preempted loop can still make a quick one look slow, so
+        # the quick phases ask for a run of inline syncs at their end, not for every one.
         def slow_sync() -> None:
             where.append("loop")
-            time.sleep(delay)
-            sync()
+            if delay:
+                time.sleep(delay)
+                sync()
 
         def slow_begin_sync() -> Callable[[], None]:
             finish = begin_sync()
@@ -257,9 +261,9 @@ async def test_slow_fsyncs_leave_the_event_loop_and_quick_ones_come_back(tmp_pat
 
         store.sync = slow_sync  # type: ignore[method-assign]
         store.begin_sync = slow_begin_sync  # type: ignore[method-assign]
-        for i in range(5):
+        for i in range(40):
             await node.propose(put_command(f"quick{i}", i))
-        assert where and set(where) == {"loop"}
+        assert where[-5:] == ["loop"] * 5
         delay = 0.01
         where.clear()
         for i in range(20):

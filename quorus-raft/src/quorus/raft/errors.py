@@ -6,6 +6,7 @@ there); until then it lives here, derived from :class:`quorus.core.errors.Quorus
 
 from __future__ import annotations
 
+from quorus.core.consensus import MembershipRejected
 from quorus.core.errors import QuorusError
 
 
@@ -38,7 +39,7 @@ class LeadershipTransferInProgress(NotLeader):
         )
 
 
-class MembershipChangeRejected(RaftError):
+class MembershipChangeRejected(RaftError, MembershipRejected):
     """A membership change cannot be made now (or ever, as asked); the message says why."""
 
 
@@ -46,5 +47,5 @@ class MessageDecodeError(RaftError):
     """A Raft message received from the network is malformed: unknown type, bad fields."""
 
 
-class LeadershipTransferRejected(RaftError):
+class LeadershipTransferRejected(RaftError, MembershipRejected):
     """A leadership transfer cannot be made to the node asked (not a voter, unknown)."""

@@ -40,7 +40,7 @@ from quorus.core.storage import LogEntry, LogStore, SnapshotWriter, StorageError
 from quorus.core.storage import SnapshotMeta as StoredSnapshotMeta
 from quorus.raft import messages as wire
 from quorus.raft.core import InitialState, RaftCore
-from quorus.raft.errors import NotLeader, RaftError
+from quorus.raft.errors import MembershipChangeRejected, NotLeader, RaftError
 from quorus.raft.membership import ChangeKind, ConfChange, Configuration
 from quorus.raft.messages import Entry, EntryKind, Message, SnapshotMeta
 from quorus.raft.ready import EventKind, HardState, Ready, Role
@@ -364,7 +364,12 @@ class RaftNode(ConsensusBackend):
 
     async def add_member(self, node_id: str, address: str, *, voter: bool = True) -> None:
         """Add ``node_id`` at ``address``: its address is committed first, then the node joins
-        as a learner and (``voter``) is promoted by the leader once it has caught up."""
+        as a learner and (``voter``) is promoted by the leader once it has caught up. A node
+        that is already a member is refused before anything is proposed (its address is
+        not replaced: remove it first)."""
+        if self._core is not None and node_id in self._configuration().members:
+            raise MembershipChangeRejected(
+                f"{node_id!r} is already a member: remove it first to give it another address")
         await self._propose(ADDRESS_MARK + msgpack.packb({node_id: address}))
         kind = ChangeKind.ADD_VOTER if voter else ChangeKind.ADD_LEARNER
         await self._call(ConfChange(kind, node_id))

@@ -167,17 +167,23 @@ def print_job(job: Mapping[str, Any]) -> None:
         console.print(table)
 
 
+def _free_slots(agent: Mapping[str, Any], separator: str) -> str:
+    """Free slots of the agent's maximum; ``?`` until its first heartbeat says."""
+    free = agent.get("free_slots")
+    most = (agent.get("capabilities") or {}).get("max_concurrent")
+    return f"{'?' if free is None else free}{separator}{'?' if most is None else most}"
+
+
 def print_agents(agents: list[dict[str, Any]]) -> None:
     table = _table(None, "id", "state", "connected", "host", "protocols", "slots free",
                    "jobs", "site", "labels", "last heartbeat")
     for agent in agents:
         capabilities = agent.get("capabilities") or {}
-        free = agent.get("free_slots")
         table.add_row(
             str(agent.get("id")), _state(agent.get("state")),
             "yes" if agent.get("connected") else "no", str(agent.get("hostname", "")),
             ",".join(capabilities.get("protocols") or []),
-            f"{'?' if free is None else free}/{capabilities.get('max_concurrent', '?')}",
+            _free_slots(agent, "/"),
             str(len(agent.get("running_jobs") or [])), _site(agent.get("location") or {}),
             _labels(agent.get("labels") or {}), ago(agent.get("last_heartbeat")),
         )
@@ -196,7 +202,7 @@ def print_agent(agent: Mapping[str, Any]) -> None:
         ("host", agent.get("hostname")),
         ("version", agent.get("version")),
         ("protocols", ", ".join(capabilities.get("protocols") or [])),
-        ("slots free", f"{agent.get('free_slots', '?')} of {capabilities.get('max_concurrent')}"),
+        ("slots free", _free_slots(agent, " of ")),
         ("site", _site(agent.get("location") or {})),
         ("labels", _labels(agent.get("labels") or {})),
         ("last heartbeat", ago(agent.get("last_heartbeat"))),

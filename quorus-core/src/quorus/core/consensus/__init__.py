@@ -32,6 +32,12 @@ class ConsensusError(QuorusError):
     """A command could not be replicated."""
 
 
+class MembershipRejected(ConsensusError):
+    """A membership change or leadership transfer the quorum refuses as asked (an unknown
+    node, one already a member, another change not yet committed); the message says why.
+    Nothing was changed."""
+
+
 class NotLeader(ConsensusError):
     """This node is not the leader. ``leader_id`` and ``leader_address`` say where the leader
     is when this node knows (``None`` during an election).
@@ -189,6 +195,7 @@ __all__ = [
     "ConsensusConfig",
     "ConsensusError",
     "ConsensusUnavailable",
+    "MembershipRejected",
     "NotLeader",
     "SnapshotView",
     "StateMachine",
