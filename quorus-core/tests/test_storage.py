@@ -296,6 +296,92 @@ def test_corruption_in_the_middle_names_file_and_offset(tmp_path: Path) -> None:
     assert seg.read_bytes() == bytes(raw), "corrupt data must not be 'repaired' away"
 
 
+def record_offsets(seg: Path) -> list[int]:
+    """The offset of each record in a segment (its magic is 8 bytes, headers ``<IIB``)."""
+    raw = seg.read_bytes()
+    offsets, pos = [], 8
+    while pos < len(raw):
+        offsets.append(pos)
+        pos += 9 + int.from_bytes(raw[pos : pos + 4], "little")
+    return offsets
+
+
+@pytest.mark.parametrize("length_byte", [1, 2])
+def test_a_damaged_length_in_the_middle_is_corruption_not_a_torn_tail(
+    tmp_path: Path, length_byte: int
+) -> None:
+    store = FileLogStore(tmp_path)
+    store.open()
+    store.append(entries(1, 10, size=30))
+    store.set_hard_state(HardState(term=1, vote="n1", commit=10))
+    store.sync()
+    store.close()
+    seg = segments(tmp_path)[-1]
+    victim = record_offsets(seg)[3]  # acknowledged records follow it
+    raw = bytearray(seg.read_bytes())
+    raw[victim + length_byte] ^= 0xFF  # the length now runs past the end of the file
+    seg.write_bytes(bytes(raw))
+
+    with pytest.raises(CorruptStorageError) as info:
+        FileLogStore(tmp_path).open()
+    assert info.value.path == str(seg) and info.value.offset == victim
+    assert f"corrupt data in {seg} at offset {victim}: " in str(info.value)
+    assert "past the end of the file" in str(info.value)
+    assert seg.read_bytes() == bytes(raw), "the records after the damage must not be cut off"
+
+
+def test_no_damaged_byte_before_the_last_record_passes_for_a_torn_tail(tmp_path: Path) -> None:
+    store = FileLogStore(tmp_path)
+    store.open()
+    store.append(entries(1, 6, size=20))
+    store.set_hard_state(HardState(term=1, vote="n1", commit=6))
+    store.sync()
+    store.close()
+    seg = segments(tmp_path)[-1]
+    good = seg.read_bytes()
+    for at in range(8, record_offsets(seg)[-1]):
+        for flip in (0x01, 0x80, 0xFF):
+            raw = bytearray(good)
+            raw[at] ^= flip
+            seg.write_bytes(bytes(raw))
+            with pytest.raises(CorruptStorageError):
+                FileLogStore(tmp_path).open()
+            assert seg.read_bytes() == bytes(raw), f"byte {at} ^ {flip:#x}: file changed"
+
+
+def test_a_damaged_length_in_the_last_record_is_still_a_torn_tail(tmp_path: Path) -> None:
+    store = FileLogStore(tmp_path)
+    store.open()
+    store.append(entries(1, 5, size=30))
+    store.sync()
+    store.close()
+    seg = segments(tmp_path)[-1]
+    last = record_offsets(seg)[-1]
+    # A crash while the last record was written: its header is whole, its data cut short.
+    os.truncate(seg, last + 9 + 12)
+    state = FileLogStore(tmp_path).open()
+    assert [e.index for e in state.entries] == [1, 2, 3, 4]
+    assert state.repairs == [f"{seg}: torn tail at offset {last} truncated "
+                             "(record length 47 runs past the end of the file)"]
+    assert seg.stat().st_size == last
+
+
+def test_a_last_record_whose_data_never_reached_the_disk_is_truncated(tmp_path: Path) -> None:
+    store = FileLogStore(tmp_path)
+    store.open()
+    store.append(entries(1, 5, size=30))
+    store.sync()
+    store.close()
+    seg = segments(tmp_path)[-1]
+    last = record_offsets(seg)[-1]
+    raw = bytearray(seg.read_bytes())
+    raw[last + 20 :] = bytes(len(raw) - last - 20)  # the file grew, its data stayed zeros
+    seg.write_bytes(bytes(raw))
+    state = FileLogStore(tmp_path).open()
+    assert [e.index for e in state.entries] == [1, 2, 3, 4]
+    assert seg.stat().st_size == last
+
+
 def test_corruption_in_an_older_segment_is_never_a_torn_tail(tmp_path: Path) -> None:
     store = FileLogStore(tmp_path, segment_bytes=1024)
     store.open()

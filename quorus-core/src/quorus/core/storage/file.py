@@ -12,9 +12,13 @@ records carry the hard state, and every new segment begins with one, so deleting
 never loses the latest term and vote.
 
 Recovery on :meth:`FileLogStore.open`: a record cut short at the end of the last segment — or
-failing its CRC as the very last record there — is a torn write from a crash and is truncated
-(and reported in :attr:`RecoveredState.repairs`). Any other bad record raises
-:class:`CorruptStorageError` naming the file and offset; nothing after it is applied.
+failing its CRC as the very last record there, or followed by nothing but zero fill — is a torn
+write from a crash and is truncated (and reported in :attr:`RecoveredState.repairs`), but only
+if no intact record (a plausible header whose CRC matches) starts anywhere after it: a record
+length is not trusted, so a damaged length that seems to run past the end of the file must not
+pass for a torn tail and have the acknowledged records after it cut off. Any other bad record
+raises :class:`CorruptStorageError` naming the file and offset, and the file is left as it was;
+nothing after it is applied.
 
 Snapshots are written to a temporary file, fsynced, renamed into place and the directory
 fsynced; a trailer holds the metadata and the data's CRC, checked when the store opens.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import struct
 import zlib
 from array import array
@@ -52,6 +57,9 @@ _ENTRY = struct.Struct("<QQB")
 _TRAILER_LEN = struct.Struct("<I")
 _REC_ENTRY = 1
 _REC_STATE = 2
+#: Where a record's type byte sits in its header, and the bytes a valid one can hold.
+_KIND_AT = _HEADER.size - 1
+_RECORD_KINDS = re.compile(b"[" + re.escape(bytes((_REC_ENTRY, _REC_STATE))) + b"]")
 #: A record longer than this is damage, not data (entries are far smaller).
 MAX_RECORD = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -266,8 +274,16 @@ class FileLogStore(LogStore):
         while pos < end:
             problem = self._check_record(data, pos)
             if problem is not None:
-                torn = problem.startswith("torn") or self._is_tail(data, pos)
-                if last and torn:
+                if last and self._is_tail(data, pos):
+                    intact = self._next_intact_record(data, pos + 1)
+                    if intact is not None:
+                        # Damage followed by an intact record is not a crash mid-write: what
+                        # follows was written (and maybe acknowledged) after it.
+                        raise CorruptStorageError(
+                            str(path),
+                            pos,
+                            f"{problem}, but an intact record follows at offset {intact}",
+                        )
                     os.truncate(path, pos)
                     segment.size = pos
                     return (
@@ -304,13 +320,13 @@ class FileLogStore(LogStore):
     @staticmethod
     def _check_record(data: bytes, pos: int) -> str | None:
         if pos + _HEADER.size > len(data):
-            return "torn record header"
+            return "record header cut short by the end of the file"
         length, crc, kind = _HEADER.unpack_from(data, pos)
         if length > MAX_RECORD:
             return f"record length {length} is implausible"
         body = pos + _HEADER.size
         if body + length > len(data):
-            return "torn record: it runs past the end of the file"
+            return f"record length {length} runs past the end of the file"
         if zlib.crc32(memoryview(data)[body : body + length], zlib.crc32(bytes((kind,)))) != crc:
             return "CRC mismatch"
         if kind == _REC_ENTRY and length < _ENTRY.size:
@@ -318,13 +334,35 @@ class FileLogStore(LogStore):
         return None
 
     @staticmethod
+    def _next_intact_record(data: bytes, start: int) -> int | None:
+        """The offset of the first record at or after ``start`` whose header is plausible and
+        whose CRC matches, or None. A torn write leaves only part of one record there (or
+        zeros); damage in the middle of a segment leaves the records written after it."""
+        view = memoryview(data)
+        end = len(data)
+        # Candidates are found by their type byte, so zero fill and most other bytes are
+        # skipped in C; a header also needs a length that fits and a CRC that matches.
+        for match in _RECORD_KINDS.finditer(data, start + _KIND_AT):
+            pos = match.start() - _KIND_AT
+            length, crc, kind = _HEADER.unpack_from(data, pos)
+            body = pos + _HEADER.size
+            if body + length > end or (kind == _REC_ENTRY and length < _ENTRY.size):
+                continue
+            if zlib.crc32(view[body : body + length], zlib.crc32(bytes((kind,)))) == crc:
+                return pos
+        return None
+
+    @staticmethod
     def _is_tail(data: bytes, pos: int) -> bool:
-        """A bad record is a torn tail when it is the last record: it (as its header claims)
-        ends exactly at the end of the file, or everything after its start is zero fill."""
-        if pos + _HEADER.size <= len(data):
-            length = _HEADER.unpack_from(data, pos)[0]
-            if pos + _HEADER.size + length == len(data):
-                return True
+        """Whether a bad record looks like the last one, as a torn write leaves it: cut short
+        by the end of the file (its header, or its data as its header claims), ending exactly
+        at the end of the file, or followed by nothing but zero fill. The length it claims may
+        itself be the damage: :meth:`_next_intact_record` decides whether it is the last."""
+        if pos + _HEADER.size > len(data):
+            return True
+        length = _HEADER.unpack_from(data, pos)[0]
+        if length <= MAX_RECORD and pos + _HEADER.size + length >= len(data):
+            return True
         return not any(memoryview(data)[pos:])
 
     def _load_snapshot(self) -> tuple[SnapshotMeta, Path] | None:
