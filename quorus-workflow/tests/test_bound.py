@@ -11,7 +11,7 @@ from quorus.core.engine import OverwritePolicy
 from quorus.core.errors import ConfigurationError
 from quorus.workflow.binding import Binder, RunContext
 from quorus.workflow.bound import BoundStep, bind_step
-from quorus.workflow.documents import load_text
+from quorus.workflow.documents import DefinitionError, load_text
 from quorus.workflow.model import WorkflowDefinition, build_definitions
 
 CHECKSUM = "AB" * 32
@@ -164,6 +164,42 @@ def test_retry_defaults_are_the_global_ones() -> None:
     policy = bound({"source": {"path": "/in"}, "destination": {"path": "/out"}}).retry_policy()
     assert (policy.max_attempts, policy.backoff, policy.initial_delay, policy.max_delay) == (
         3, "exponential", 1.0, 30.0)
+
+
+def test_validation_defaults_merge_key_by_key_and_the_transfer_wins() -> None:
+    other = "cd" * 32
+    b = bound({"source": {"path": "/in"}, "destination": {"path": "/out"},
+               "validation": {"expectedSize": {"max": "2MB"}}},
+              defaults={"validation": {"expectedSize": {"min": "1KB", "max": "1GB"},
+                                       "checksum": {"algorithm": "SHA-256",
+                                                    "value": CHECKSUM}}},
+              group_defaults={"validation": {"expectedSize": {"max": "10MB"},
+                                             "checksum": {"value": other}}})
+    request = b.request()
+    assert request.size is not None and (request.size.min, request.size.max) == (
+        1000, 2_000_000)
+    assert request.checksum is not None and request.checksum.hexdigest == other
+    # Without a value of its own at any level below, the workflow's default applies.
+    only_workflow = bound({"source": {"path": "/in"}, "destination": {"path": "/out"}},
+                          defaults={"validation": {"expectedSize": {"max": "10B"},
+                                                   "checksum": {"value": CHECKSUM}}})
+    request = only_workflow.request()
+    assert request.size is not None and (request.size.min, request.size.max) == (None, 10)
+    assert request.checksum is not None and request.checksum.hexdigest == CHECKSUM.lower()
+
+
+def test_size_bounds_that_contradict_once_merged_are_a_definition_error() -> None:
+    with pytest.raises(DefinitionError, match=r"minimum size \(5000 bytes\) exceeds the "
+                                              r"maximum \(10 bytes\), defaults included"):
+        definition({"source": {"path": "/in"}, "destination": {"path": "/out"},
+                    "validation": {"expectedSize": {"min": "5KB"}}},
+                   group_defaults={"validation": {"expectedSize": {"max": "10B"}}})
+
+
+def test_data_quality_in_defaults_is_refused_like_the_transfers_own() -> None:
+    wf = definition({"source": {"path": "/in"}, "destination": {"path": "/out"}},
+                    defaults={"validation": {"dataQuality": {"validateSchema": True}}})
+    assert [n.level for _, n in wf.all_notices() if "dataQuality" in n.message] == ["error"]
 
 
 def test_an_empty_location_once_bound_is_refused() -> None:

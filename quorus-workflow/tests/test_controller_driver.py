@@ -361,3 +361,52 @@ async def wait_registration(f: Fleet, check: Any, seconds: float = 10) -> dict[s
                 return trigger
             await anyio.sleep(0.05)
     raise AssertionError(f"the trigger never reached the expected state: {trigger}")
+
+
+def checked_yaml(group_extra: str, transfer_extra: str) -> str:
+    """One transfer of ``in/users.csv`` (5000 bytes) with extra settings for its group
+    (``defaults``) and itself, attempted once."""
+    return f"""\
+apiVersion: quorus.dev/v1
+kind: TransferWorkflow
+metadata:
+  name: checked
+spec:
+  defaults:
+    retry: {{maxAttempts: 1}}
+  groups:
+    - name: stage
+      transferGroup:
+        spec:
+{group_extra}
+          transfers:
+            - name: users
+              source: {{path: "${{ROOT}}/in/users.csv"}}
+              destination: {{path: "${{ROOT}}/out/users.csv"}}
+{transfer_extra}
+"""
+
+
+async def submit_yaml(f: Fleet, execution_id: str, text: str) -> dict[str, Any]:
+    answer = await f.client.post("/v1/workflows/executions", json={
+        "files": {"checked.yaml": text}, "sets": {"ROOT": str(f.root)}, "id": execution_id})
+    assert answer.status_code == 201, answer.text
+    return await f.wait_done(execution_id)
+
+
+async def test_validation_defaults_become_the_jobs_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = f"""\
+          defaults:
+            validation:
+              expectedSize: {{max: 10B}}
+              checksum: {{algorithm: SHA-256, value: "{"0" * 64}"}}"""
+    async with fleet(tmp_path, monkeypatch) as f:
+        view = await submit_yaml(f, "run-v", checked_yaml(defaults, ""))
+        assert view["status"] == "failed", view
+        users = f.step(view, "users")
+        assert users["status"] == "failed" and "checksum mismatch" in users["error"]
+        job = f.server.state.jobs[users["job_id"]]
+        assert (job.options.checksum, job.options.size_min, job.options.size_max) == (
+            "sha256:" + "0" * 64, None, 10)

@@ -23,9 +23,12 @@ pytestmark = pytest.mark.anyio
 
 async def check(transfers: list[dict[str, Any]], *, variables: dict[str, Any] | None = None,
                 checks: list[dict[str, Any]] | None = None,
-                environ: dict[str, str] | None = None) -> DryRunReport:
-    spec: dict[str, Any] = {"groups": [{"name": "g", "transferGroup": {"spec": {
-        "execution": {"strategy": "parallel"}, "transfers": transfers}}}]}
+                environ: dict[str, str] | None = None,
+                defaults: dict[str, Any] | None = None) -> DryRunReport:
+    group: dict[str, Any] = {"execution": {"strategy": "parallel"}, "transfers": transfers}
+    if defaults:
+        group["defaults"] = defaults
+    spec: dict[str, Any] = {"groups": [{"name": "g", "transferGroup": {"spec": group}}]}
     if variables:
         spec["variables"] = variables
     if checks:
@@ -175,3 +178,39 @@ async def test_a_source_written_by_an_earlier_step_is_not_a_problem(tmp_path: Pa
     assert ("info", f"source {tmp_path / 'staged'} is written by g/stage earlier in this run") \
         in [(f.level, f.message) for f in report.findings if f.step == "g/publish"]
     assert report.steps[1].size == 10
+
+
+async def test_the_effective_validation_is_shown_and_checked_against_the_source(
+        tmp_path: Path) -> None:
+    (tmp_path / "src").write_bytes(b"x" * 3000)
+    digest = "AB" * 32
+    report = await check([
+        {"name": "t", "source": {"path": str(tmp_path / "src")},
+         "destination": {"path": str(tmp_path / "t")}},
+        {"name": "own", "source": {"path": str(tmp_path / "src")},
+         "destination": {"path": str(tmp_path / "own")},
+         "validation": {"expectedSize": {"max": "5KB"}}},
+    ], defaults={"validation": {"expectedSize": {"max": "10B"},
+                                "checksum": {"algorithm": "SHA-256", "value": digest}}})
+    t, own = report.steps
+    assert t.validation == {"expectedSize": {"min": None, "max": 10},
+                            "checksum": f"sha256:{digest.lower()}"}
+    assert own.validation["expectedSize"] == {"min": None, "max": 5000}
+    assert errors(report) == [("g/t", "source is 2.9 KiB, outside the expected size")]
+    assert report.to_json()["steps"][0]["validation"] == t.validation
+
+
+def test_the_dry_run_prints_the_effective_validation(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from quorus.workflow.cli import workflow
+
+    (tmp_path / "src").write_bytes(b"x" * 3000)
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "quorus.dev/v1", "kind": "TransferGroup", "metadata": {"name": "g"},
+        "spec": {"defaults": {"validation": {"expectedSize": {"max": "10B"}}},
+                 "transfers": [{"name": "t", "source": {"path": str(tmp_path / "src")},
+                                "destination": {"path": str(tmp_path / "dst")}}]}}))
+    result = CliRunner().invoke(workflow, ["run", "--dry-run", str(tmp_path / "g.yaml")])
+    assert result.exit_code == 1, result.output
+    assert "g/t: verifies size at most 10 B" in result.output
+    assert "error: g/t: source is 2.9 KiB, outside the expected size" in result.output

@@ -123,6 +123,31 @@ async def test_a_wrong_checksum_fails_the_step(tmp_path: Path) -> None:
     assert not (tmp_path / "b").exists()
 
 
+async def test_validation_defaults_check_every_transfer_unless_it_says_otherwise(
+        tmp_path: Path) -> None:
+    data = b"x" * 3000
+    (tmp_path / "in.bin").write_bytes(data)
+    defaults = {"validation": {"expectedSize": {"max": "10B"},
+                               "checksum": {"algorithm": "SHA-256", "value": "0" * 64}}}
+    text = group_file([
+        {"name": "plain", "source": {"path": str(tmp_path / "in.bin")},
+         "destination": {"path": str(tmp_path / "out" / "plain.bin")}, "retry": NO_WAIT},
+        {"name": "own", "source": {"path": str(tmp_path / "in.bin")},
+         "destination": {"path": str(tmp_path / "out" / "own.bin")}, "retry": NO_WAIT,
+         "validation": {"expectedSize": {"max": "3KB"},
+                        "checksum": {"algorithm": "SHA-256", "value": sha(data)}}},
+    ], strategy="parallel", extra={"defaults": defaults})
+    summary = await runner(text).run()
+    assert summary.status is ExecutionStatus.FAILED
+    plain, own = summary.step("job/plain"), summary.step("job/own")
+    assert plain is not None and own is not None
+    assert plain.status is StepStatus.FAILED
+    assert "3000 bytes, above the maximum of 10" in (plain.error or "")
+    assert not (tmp_path / "out" / "plain.bin").exists()
+    assert own.status is StepStatus.COMPLETED, own.error
+    assert (tmp_path / "out" / "own.bin").read_bytes() == data
+
+
 async def test_a_missing_source_fails_the_run_and_skips_dependents(tmp_path: Path) -> None:
     text = group_file([
         {"name": "gone", "source": {"path": str(tmp_path / "missing")},

@@ -2,8 +2,9 @@
 
 For each step in plan order it binds the locations (reporting every variable that cannot be
 bound, with where it is used), loads the protocol plugins (naming what to install), stats the
-source (exists, size) and checks the destination can be written (its directory exists or can
-be created and is writable, for local paths; the parent exists, for remote ones). It also runs
+source (exists, size within the step's effective ``validation``, which the report shows) and
+checks the destination can be written (its directory exists or can be created and is
+writable, for local paths; the parent exists, for remote ones). It also runs
 the workflow's own ``validation`` checks (``connectivity``, ``diskSpace``,
 ``yamlDependencies``) and checks every action's spec. What depends on results of earlier
 steps is reported as decided at run time. Remote checks are bounded by a timeout each.
@@ -28,6 +29,7 @@ from quorus.workflow.actions import validate_action
 from quorus.workflow.binding import Binder, NotYet
 from quorus.workflow.bound import BoundStep, bind_step
 from quorus.workflow.expr import ExpressionError
+from quorus.workflow.model import TransferStep
 from quorus.workflow.planner import Plan, PlannedStep
 
 #: Seconds one remote check (stat, connect) may take.
@@ -57,11 +59,14 @@ class StepCheck:
     destination: str = ""
     size: int | None = None
     condition: str | None = None
+    #: The checks of the data moved, ``defaults`` merged in: ``expectedSize`` (``min``,
+    #: ``max``) and ``checksum`` (``sha256:HEX``), each only when set.
+    validation: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "level": self.level, "source": self.source,
                 "destination": self.destination, "size": self.size,
-                "condition": self.condition}
+                "condition": self.condition, "validation": self.validation}
 
 
 @dataclass(slots=True)
@@ -126,7 +131,8 @@ def _unbound(binder: Binder) -> list[Finding]:
 async def _check_step(planned: PlannedStep, binder: Binder, engine: _Engines,
                       report: DryRunReport, check_remote: bool) -> StepCheck:
     step = planned.step
-    check = StepCheck(planned.step_id, planned.level, condition=step.condition)
+    check = StepCheck(planned.step_id, planned.level, condition=step.condition,
+                      validation=_validation(step))
     if step.condition:
         report.findings.append(Finding("info", f"condition {step.condition} is evaluated at "
                                                f"run time", planned.step_id))
@@ -154,6 +160,15 @@ async def _check_step(planned: PlannedStep, binder: Binder, engine: _Engines,
         check.size = await _check_source(bound, engine, report, check_remote)
     await _check_destination(bound, engine, report, check_remote)
     return check
+
+
+def _validation(step: TransferStep) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if step.size_min is not None or step.size_max is not None:
+        found["expectedSize"] = {"min": step.size_min, "max": step.size_max}
+    if step.checksum is not None:
+        found["checksum"] = step.checksum
+    return found
 
 
 async def _check_source(bound: BoundStep, engine: _Engines, report: DryRunReport,

@@ -55,6 +55,32 @@ GLOBAL_RETRY = RetrySettings(max_attempts=3, backoff="exponential", initial_dela
 
 
 @dataclass(frozen=True, slots=True)
+class ValidationSettings:
+    """A ``validation`` block: size bounds, checksum (``sha256:hex``) and ``dataQuality`` (for
+    :mod:`~quorus.workflow.notices` only). Like :class:`RetrySettings`, ``None`` fields are
+    inherited from the level above when merged (workflow ``defaults`` → group ``defaults`` →
+    the transfer's own), and ``dataQuality`` key by key."""
+
+    size_min: int | None = None
+    size_max: int | None = None
+    checksum: str | None = None
+    data_quality: Mapping[str, Any] = field(default_factory=dict)
+
+    def over(self, base: ValidationSettings) -> ValidationSettings:
+        """These settings, with every unset field taken from ``base``."""
+        return ValidationSettings(
+            self.size_min if self.size_min is not None else base.size_min,
+            self.size_max if self.size_max is not None else base.size_max,
+            self.checksum if self.checksum is not None else base.checksum,
+            {**base.data_quality, **self.data_quality},
+        )
+
+
+#: What a transfer checks when neither it nor a ``defaults`` block says anything.
+NO_VALIDATION = ValidationSettings()
+
+
+@dataclass(frozen=True, slots=True)
 class Origin:
     """Where a definition was written: file and path inside its document, for messages."""
 
@@ -256,6 +282,21 @@ class _Builder:
 
     # -- pieces -----------------------------------------------------------------------------
 
+    def validation(self, block: Mapping[str, Any] | None,
+                   path: tuple[str | int, ...]) -> ValidationSettings:
+        if not block:
+            return ValidationSettings()
+        size = block.get("expectedSize") or {}
+        checksum = (block.get("checksum") or {}).get("value")
+        return ValidationSettings(
+            size_min=self.unit(parse_size, size.get("min"), (*path, "expectedSize", "min"),
+                               "min"),
+            size_max=self.unit(parse_size, size.get("max"), (*path, "expectedSize", "max"),
+                               "max"),
+            checksum=f"sha256:{str(checksum).lower()}" if checksum else None,
+            data_quality=dict(block.get("dataQuality") or {}),
+        )
+
     def retry(self, block: Mapping[str, Any] | None, path: tuple[str | int, ...]) -> RetrySettings:
         if not block:
             return RetrySettings()
@@ -285,10 +326,13 @@ class _Builder:
 
     def transfer(self, spec: Mapping[str, Any], name: str, group: str,
                  path: tuple[str | int, ...], retry_base: RetrySettings,
-                 timeout_default: float | None) -> TransferStep:
-        validation = spec.get("validation") or {}
-        size = validation.get("expectedSize") or {}
-        checksum = (validation.get("checksum") or {}).get("value")
+                 timeout_default: float | None,
+                 validation_base: ValidationSettings = NO_VALIDATION) -> TransferStep:
+        validation = self.validation(spec.get("validation"),
+                                     (*path, "validation")).over(validation_base)
+        expected_size = self.unit(parse_size, spec.get("expectedSize"), (*path, "expectedSize"),
+                                  "expectedSize")
+        self.check_sizes(expected_size, validation, path)
         return TransferStep(
             name=name, group=group,
             source=self.endpoint(spec.get("source") or {}, (*path, "source")),
@@ -299,38 +343,55 @@ class _Builder:
             retry=self.retry(spec.get("retry"), (*path, "retry")).over(retry_base),
             timeout=self.unit(parse_duration, spec.get("timeout"), (*path, "timeout"),
                               "timeout") or timeout_default,
-            expected_size=self.unit(parse_size, spec.get("expectedSize"),
-                                    (*path, "expectedSize"), "expectedSize"),
-            size_min=self.unit(parse_size, size.get("min"),
-                               (*path, "validation", "expectedSize", "min"), "min"),
-            size_max=self.unit(parse_size, size.get("max"),
-                               (*path, "validation", "expectedSize", "max"), "max"),
-            checksum=f"sha256:{str(checksum).lower()}" if checksum else None,
+            expected_size=expected_size,
+            size_min=validation.size_min,
+            size_max=validation.size_max,
+            checksum=validation.checksum,
             priority=int(spec.get("priority", 0)),
             bandwidth=self.unit(parse_rate, spec.get("bandwidth"), (*path, "bandwidth"),
                                 "bandwidth"),
             streams=spec.get("streams"),
             overwrite=spec.get("overwrite"),
-            notices=step_notices(spec),
+            # The effective dataQuality, defaults included, is what the notices judge.
+            notices=step_notices({**spec, "validation": {
+                "dataQuality": validation.data_quality}}),
         )
+
+    def check_sizes(self, exact: int | None, validation: ValidationSettings,
+                    path: tuple[str | int, ...]) -> None:
+        """No file can pass bounds that contradict each other (once defaults are merged)."""
+        low, high = validation.size_min, validation.size_max
+        if low is not None and high is not None and low > high:
+            self.issue((*path, "validation", "expectedSize"),
+                       f"the minimum size ({low} bytes) exceeds the maximum ({high} bytes), "
+                       "defaults included")
+        elif exact is not None and ((low is not None and exact < low)
+                                    or (high is not None and exact > high)):
+            self.issue((*path, "expectedSize"),
+                       f"expectedSize ({exact} bytes) is outside validation.expectedSize "
+                       f"({'' if low is None else low}..{'' if high is None else high} bytes), "
+                       "defaults included")
 
     def group(self, name: str, spec: Mapping[str, Any], path: tuple[str | int, ...], *,
               tenant: str, namespace: str, retry_base: RetrySettings,
               depends_on: tuple[str, ...] = (), condition: str | None = None,
               variables: Mapping[str, Any] | None = None,
-              inherited: Mapping[str, Any] | None = None) -> GroupDefinition:
+              inherited: Mapping[str, Any] | None = None,
+              validation_base: ValidationSettings = NO_VALIDATION) -> GroupDefinition:
         # A workflow's strategy, continueOnError and default timeout apply to groups that do
         # not set their own.
         execution = {**(inherited or {}), **(spec.get("execution") or {})}
         defaults = spec.get("defaults") or {}
         retry = self.retry(defaults.get("retry"), (*path, "defaults", "retry")).over(retry_base)
+        validation = self.validation(defaults.get("validation"),
+                                     (*path, "defaults", "validation")).over(validation_base)
         step_timeout = self.unit(parse_duration, defaults.get("timeout"),
                                  (*path, "defaults", "timeout"), "timeout")
         if step_timeout is None and inherited:
             step_timeout = inherited.get("stepTimeout")
         transfers = tuple(
             self.transfer(t, t.get("name", f"transfer-{i + 1}"), name,
-                          (*path, "transfers", i), retry, step_timeout)
+                          (*path, "transfers", i), retry, step_timeout, validation)
             for i, t in enumerate(spec.get("transfers") or ())
         )
         strategy = execution.get("strategy", "sequential")
@@ -384,6 +445,8 @@ class _Builder:
         execution = spec.get("execution") or {}
         defaults = spec.get("defaults") or {}
         retry = self.retry(defaults.get("retry"), ("spec", "defaults", "retry")).over(GLOBAL_RETRY)
+        validation = self.validation(defaults.get("validation"),
+                                     ("spec", "defaults", "validation"))
         inherited: dict[str, Any] = {k: execution[k] for k in ("strategy", "continueOnError")
                                      if k in execution}
         inherited["stepTimeout"] = self.unit(parse_duration, defaults.get("timeout"),
@@ -409,7 +472,7 @@ class _Builder:
                 namespace=str(entry.get("namespace", common["namespace"])),
                 retry_base=retry, depends_on=tuple(entry.get("dependsOn") or ()),
                 condition=entry.get("condition"), variables=entry.get("variables"),
-                inherited=inherited)
+                inherited=inherited, validation_base=validation)
             self.doc = doc
             groups.append(replace(group, origin=self.origin(path)))
         triggers = tuple(

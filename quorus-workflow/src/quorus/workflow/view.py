@@ -93,12 +93,30 @@ def print_dry_run(report: DryRunReport) -> None:
         size = f" ({format_size(check.size)})" if check.size is not None else ""
         if check.source:
             click.echo(f"  {check.step}: {check.source} -> {check.destination}{size}")
+        if check.validation:
+            click.echo(f"  {check.step}: verifies {_validation(check.validation)}")
     for finding in report.findings:
         where = f"{finding.step}: " if finding.step else ""
         click.echo(f"{finding.level}: {where}{finding.message}")
     errors = sum(1 for f in report.findings if f.level == "error")
     click.echo("dry run: nothing would stop this run" if report.ok else
                f"dry run: {errors} problem{'s' if errors != 1 else ''} would stop this run")
+
+
+def _validation(validation: dict[str, Any]) -> str:
+    """``size at most 10 B, sha256:HEX``: what a dry run shows of a step's checks."""
+    parts: list[str] = []
+    bounds = validation.get("expectedSize") or {}
+    low, high = bounds.get("min"), bounds.get("max")
+    if low is not None and high is not None:
+        parts.append(f"size {format_size(low)} to {format_size(high)}")
+    elif low is not None:
+        parts.append(f"size at least {format_size(low)}")
+    elif high is not None:
+        parts.append(f"size at most {format_size(high)}")
+    if validation.get("checksum"):
+        parts.append(str(validation["checksum"]))
+    return ", ".join(parts)
 
 
 def print_virtual(report: VirtualReport) -> None:
