@@ -134,8 +134,34 @@ def main(config_file: Path | None, log_level: str, **flags: Any) -> None:
     except (QuorusError, OSError) as exc:
         click.echo(f"quorus-controller: {exc}", err=True)
         sys.exit(2)
+    except BaseExceptionGroup as group:
+        # An error raised in a task (corrupt data found while the state is restored, say)
+        # reaches here wrapped by the task groups it went through.
+        errors = _expected_errors(group)
+        if errors is None:
+            raise
+        for error in errors:
+            click.echo(f"quorus-controller: {error}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         pass
+
+
+def _expected_errors(group: BaseExceptionGroup[BaseException]) -> list[BaseException] | None:
+    """The errors in ``group`` (however deeply nested) if they are all the expected kind
+    (:class:`QuorusError`, :class:`OSError`), each once; None if anything else is there."""
+    errors: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            inner = _expected_errors(error)
+            if inner is None:
+                return None
+            errors.extend(inner)
+        elif isinstance(error, (QuorusError, OSError)):
+            errors.append(error)
+        else:
+            return None
+    return list({str(error): error for error in errors}.values())
 
 
 __all__ = ["load_config_file", "main", "serve"]
