@@ -75,6 +75,40 @@ def test_validate_reports_every_problem_with_file_line_and_column(tmp_path: Path
     assert json.loads(as_json.output)["ok"] is False
 
 
+def test_validate_plan_and_dry_runs_refuse_triggers_register_would(tmp_path: Path) -> None:
+    flow = tmp_path / "nightly.yaml"
+    flow.write_text(yaml.safe_dump({
+        "apiVersion": "quorus.dev/v1", "kind": "TransferWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {"groups": [{"name": "only", "transferGroup": {"spec": {"transfers": [
+            {"name": "a", "source": {"path": str(tmp_path / "in.txt")},
+             "destination": {"path": str(tmp_path / "out.txt")}}]}}}],
+                 "triggers": [
+                     {"name": "bad-hour", "type": "cron", "schedule": "99 2 * * *"},
+                     {"name": "on-mars", "type": "cron", "schedule": "0 2 * * *",
+                      "timezone": "Mars/Olympus"},
+                     {"name": "flag", "type": "fileSystem", "path": "flags/ready"}]}},
+        sort_keys=False))
+    expected = [
+        "spec.triggers[0].schedule: trigger 'bad-hour': schedule '99 2 * * *' is not a cron "
+        "schedule: its minute field '99' must be 0-59",
+        "spec.triggers[1].timezone: trigger 'on-mars': time zone 'Mars/Olympus' is not an "
+        "IANA zone",
+        "spec.triggers[2].path: trigger 'flag': path 'flags/ready' must be absolute"]
+    for args in (["validate"], ["plan"], ["run", "--dry-run"], ["run", "--virtual"]):
+        result = invoke(*args, str(flow))
+        assert result.exit_code == 2, (args, result.output)
+        assert "3 problems" in result.stderr
+        for text in expected:
+            assert text in result.stderr, (args, text)
+    as_json = invoke("validate", "--json", str(flow))
+    assert as_json.exit_code == 2
+    issues = json.loads(as_json.output)["issues"]
+    assert len(issues) == 3
+    assert all(text in issue for text, issue in zip(expected, issues, strict=True))
+    assert not (tmp_path / "out.txt").exists()
+
+
 def test_plan_json_gives_levels(tmp_path: Path) -> None:
     result = invoke("plan", "--json", str(copy_files(tmp_path)))
     assert result.exit_code == 0, result.output

@@ -316,3 +316,93 @@ def test_a_large_group_validates() -> None:
     [issue] = issues_of(text)
     assert issue.path == "spec.transfers[4321].retry.maxAttempts"
     assert at(issue) == where(text, "maxAttempts")
+
+
+TRIGGERS = """\
+apiVersion: quorus.dev/v1
+kind: TransferWorkflow
+metadata:
+  name: nightly-export
+spec:
+  groups:
+    - name: only
+      transferGroup:
+        spec:
+          transfers:
+            - name: a
+              source: {path: /data/in/a.bin}
+              destination: {path: /data/out/a.bin}
+  triggers:
+    - name: at-two
+      type: cron
+      schedule: "0 2 * * *"
+      timezone: Europe/Paris
+    - name: ready-flag
+      type: fileSystem
+      path: /shared/exports/READY
+"""
+
+
+def test_triggers_that_cannot_be_used_are_named_at_their_field() -> None:
+    assert issues_of(TRIGGERS) == []
+    text = (TRIGGERS.replace('"0 2 * * *"', '"99 2 * * *"')
+            .replace("Europe/Paris", "Mars/Olympus")
+            .replace("/shared/exports/READY", "shared/exports/READY"))
+    found = [(at(i), i.path, i.message) for i in issues_of(text)]
+    assert found == [
+        ((17, 7), "spec.triggers[0].schedule",
+         "trigger 'at-two': schedule '99 2 * * *' is not a cron schedule: its minute field "
+         "'99' must be 0-59 (one, a list, a range or a step of them, or '*')"),
+        ((18, 7), "spec.triggers[0].timezone",
+         "trigger 'at-two': time zone 'Mars/Olympus' is not an IANA zone such as "
+         "'Europe/Paris' or 'UTC'"),
+        ((21, 7), "spec.triggers[1].path",
+         "trigger 'ready-flag': path 'shared/exports/READY' must be absolute (a flag file "
+         "every controller can see)"),
+    ]
+    with pytest.raises(DefinitionError) as raised:
+        validate_or_raise(load_text(text, "g.yaml"))
+    assert [str(i) for i in raised.value.issues] == [str(i) for i in issues_of(text)]
+
+
+def test_trigger_checks_cover_inherited_zones_and_days_that_never_come() -> None:
+    text = (TRIGGERS.replace("spec:\n", "spec:\n  timezone: Moon/Base\n", 1)
+            .replace("      timezone: Europe/Paris\n", "")
+            .replace('"0 2 * * *"', '"0 2 31 2 *"'))
+    found = [(i.path, i.message) for i in issues_of(text)]
+    assert found == [
+        ("spec.timezone", "trigger 'at-two': time zone 'Moon/Base' is not an IANA zone such as "
+                          "'Europe/Paris' or 'UTC'"),
+        ("spec.triggers[0].schedule", "trigger 'at-two': schedule '0 2 31 2 *' never fires: "
+                                      "no date matches its day and month"),
+    ]
+
+
+def test_a_trigger_the_schema_refuses_is_reported_once() -> None:
+    text = (TRIGGERS.replace('"0 2 * * *"', '"0 0 * * * *"')
+            .replace("path: /shared/exports/READY", "path: 5"))
+    found = [(i.path, i.message) for i in issues_of(text)]
+    assert found == [
+        ("spec.triggers[0].schedule", "expected a cron schedule of five fields such as "
+                                      "\"0 2 * * *\", got string '0 0 * * * *'"),
+        ("spec.triggers[1].path", "expected string, got integer 5"),
+    ]
+
+
+def test_planning_and_registering_refuse_the_same_trigger_issues() -> None:
+    from quorus.workflow.controller.prepared import SubmissionError
+    from quorus.workflow.controller.prepared import prepare as prepare_submission
+    from quorus.workflow.prepare import prepare
+
+    text = TRIGGERS.replace("Europe/Paris", "Mars/Olympus")
+    [issue] = issues_of(text)
+    with pytest.raises(DefinitionError) as planned:
+        prepare(load_text(text, "g.yaml"))
+    assert planned.value.issues == (issue,)
+    for needs_triggers in (True, False):  # register, and submit to run once
+        with pytest.raises(SubmissionError) as refused:
+            prepare_submission({"g.yaml": text}, workflow=None, environment=None, sets={},
+                               bindings={}, execution_id="", started_at=0.0,
+                               needs_triggers=needs_triggers)
+        assert refused.value.issues == (issue,)
+        assert "trigger 'at-two': time zone 'Mars/Olympus'" in refused.value.message

@@ -23,7 +23,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from quorus.workflow.model import Trigger
 
 #: Fires ``all`` runs at most, after a downtime.
@@ -36,29 +36,66 @@ _LONGEST_GAP = 180
 _MAX_STEPS = 10 * MAX_MISSED
 
 
-def trigger_problem(trigger: Trigger) -> str | None:
-    """Why ``trigger`` cannot be used (an invalid schedule or zone), or ``None``."""
+#: The five fields of a cron schedule and what each accepts.
+_CRON_FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day of month", "1-31"),
+                ("month", "1-12 or jan-dec"), ("weekday", "0-7 or sun-sat"))
+
+
+def trigger_problems(trigger: Trigger) -> list[tuple[str, str]]:
+    """Why ``trigger`` cannot be used, as ``(field, message)`` pairs naming the trigger and
+    the field (``schedule``, ``timezone``, ``path``, ``action`` or ``type``); empty when it can.
+    The one check of triggers: validation reports these at the field's line, registering
+    refuses a workflow with any."""
+    named = f"trigger {trigger.name!r}"
     if trigger.type == "cron":
-        if not trigger.schedule or not croniter.is_valid(trigger.schedule):
-            return (f"trigger {trigger.name!r}: schedule {trigger.schedule!r} is not a cron "
-                    "schedule of five fields (minute hour day month weekday), e.g. '0 2 * * *'")
-        if len(trigger.schedule.split()) != 5:
-            return (f"trigger {trigger.name!r}: schedule {trigger.schedule!r} must have five "
-                    "fields (minute hour day month weekday)")
+        found: list[tuple[str, str]] = []
+        problem = _schedule_problem(trigger.schedule)
+        if problem:
+            found.append(("schedule", f"{named}: schedule {trigger.schedule!r} {problem}"))
         try:
             ZoneInfo(trigger.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            return (f"trigger {trigger.name!r}: time zone {trigger.timezone!r} is not an IANA "
-                    "zone such as 'Europe/Paris' or 'UTC'")
-        return None
+            found.append(("timezone", f"{named}: time zone {trigger.timezone!r} is not an IANA "
+                                      "zone such as 'Europe/Paris' or 'UTC'"))
+        return found
     if trigger.type == "fileSystem":
+        found = []
         if not trigger.path or not os.path.isabs(trigger.path):
-            return (f"trigger {trigger.name!r}: path {trigger.path!r} must be absolute (a flag "
-                    "file every controller can see)")
+            found.append(("path", f"{named}: path {trigger.path!r} must be absolute (a flag "
+                                  "file every controller can see)"))
         if trigger.action != "create":
-            return f"trigger {trigger.name!r}: action {trigger.action!r} is not supported"
+            found.append(("action", f"{named}: action {trigger.action!r} is not supported "
+                                    "(only 'create')"))
+        return found
+    return [("type", f"{named}: type {trigger.type!r} is not cron or fileSystem")]
+
+
+def trigger_problem(trigger: Trigger) -> str | None:
+    """Every reason ``trigger`` cannot be used in one line (see :func:`trigger_problems`), or
+    ``None``."""
+    found = trigger_problems(trigger)
+    return "; ".join(message for _, message in found) if found else None
+
+
+def _schedule_problem(schedule: str | None) -> str | None:
+    """What is wrong with a cron ``schedule`` (to follow its quoted text), or ``None``."""
+    fields = schedule.split() if schedule else []
+    if len(fields) != 5:
+        return "must have five fields (minute hour day month weekday), e.g. '0 2 * * *'"
+    if croniter.is_valid(schedule):
+        try:
+            # A schedule whose day never comes (30 February) fires never.
+            croniter(schedule, datetime(2000, 1, 1)).get_next(datetime)
+        except CroniterBadDateError:
+            return "never fires: no date matches its day and month"
         return None
-    return f"trigger {trigger.name!r}: type {trigger.type!r} is not cron or fileSystem"
+    for index, (field, accepted) in enumerate(_CRON_FIELDS):
+        alone = ["*"] * 5
+        alone[index] = fields[index]
+        if not croniter.is_valid(" ".join(alone)):
+            return (f"is not a cron schedule: its {field} field {fields[index]!r} must be "
+                    f"{accepted} (one, a list, a range or a step of them, or '*')")
+    return "is not a cron schedule of five fields (minute hour day month weekday)"
 
 
 # -- cron ---------------------------------------------------------------------------------------
@@ -156,4 +193,5 @@ __all__ = [
     "fires_between",
     "next_fire",
     "trigger_problem",
+    "trigger_problems",
 ]

@@ -266,14 +266,58 @@ def _duplicate_definitions(documents: Sequence[Document]) -> Iterator[Issue]:
                                  f"{earlier.file}:{where.line}:{where.column}")
 
 
+def _text(mapping: dict[str, Any], key: str, default: str | None) -> str | None:
+    """``mapping[key]`` when it is text, else ``default`` (a value of the wrong type is the
+    schema's to report)."""
+    value = mapping.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _trigger_issues(document: Document, flagged: set[str]) -> Iterator[Issue]:
+    """Triggers that fit the schema but cannot be used (a schedule with minute 99, a time zone
+    that does not exist, a relative flag file path), at the field concerned, by the same check
+    registering makes. Fields the schema refused (``flagged`` paths) are not judged again."""
+    spec = document.body.get("spec")
+    triggers = spec.get("triggers") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(triggers, list) or not triggers:
+        return
+    from quorus.workflow.model import Trigger
+    from quorus.workflow.triggers import trigger_problems
+
+    zone = _text(spec, "timezone", "UTC")
+    for index, item in enumerate(triggers):
+        name = item.get("name") if isinstance(item, dict) else None
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(name, str) or kind not in ("cron", "fileSystem"):
+            continue  # the schema says what is wrong
+        own: DocPath = ("spec", "triggers", index)
+        # A trigger without a time zone takes the workflow's.
+        zone_at = (*own, "timezone") if "timezone" in item else ("spec", "timezone")
+        trigger = Trigger(name, kind, schedule=_text(item, "schedule", None),
+                          timezone=_text(item, "timezone", zone) or "UTC",
+                          path=_text(item, "path", None),
+                          action=_text(item, "action", "create") or "create")
+        for field, message in trigger_problems(trigger):
+            if field != "timezone" and field not in item:
+                continue  # a required field missing: the schema says so
+            where = zone_at if field == "timezone" else (*own, field)
+            if format_path(where) not in flagged:
+                yield document.issue(where, message)
+
+
 def _document_issues(document: Document) -> Iterator[Issue]:
     yield from _header_issues(document)
+    flagged: set[str] = set()
     if document.kind in KINDS and not conforms(document.kind, document.body):
         for error in validator_for(document.kind).iter_errors(document.body):
             if tuple(error.absolute_path) in (("apiVersion",), ("kind",)):
                 continue  # reported above, with a hint
-            yield from _schema_issues(document, error)
+            for issue in _schema_issues(document, error):
+                flagged.add(issue.path)
+                yield issue
     yield from _name_issues(document)
+    if document.kind == "TransferWorkflow":
+        yield from _trigger_issues(document, flagged)
 
 
 def validate_documents(documents: Sequence[Document]) -> list[Issue]:

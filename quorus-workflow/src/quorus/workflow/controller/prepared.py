@@ -16,7 +16,6 @@ from quorus.workflow.documents import DefinitionError, Document, Issue, load_tex
 from quorus.workflow.model import WorkflowDefinition
 from quorus.workflow.planner import Plan
 from quorus.workflow.prepare import prepare as prepare_documents
-from quorus.workflow.triggers import trigger_problem
 
 #: What one submission may hold.
 MAX_FILES = 64
@@ -82,14 +81,12 @@ def prepare(files: Mapping[str, str], *, workflow: str | None, environment: str 
                if n.level == "error"]
     if refused:
         raise SubmissionError("this workflow cannot run here: " + "; ".join(refused))
-    if needs_triggers:
-        if not selected.triggers:
-            raise SubmissionError(
-                f"workflow {selected.name!r} has no triggers: register a workflow whose "
-                "spec.triggers lists a cron or fileSystem trigger, or submit it to run once")
-        problems = [p for p in (trigger_problem(t) for t in selected.triggers) if p]
-        if problems:
-            raise SubmissionError("; ".join(problems))
+    # Triggers that cannot be used were refused with the other issues above, by the check
+    # quorus workflow validate makes.
+    if needs_triggers and not selected.triggers:
+        raise SubmissionError(
+            f"workflow {selected.name!r} has no triggers: register a workflow whose "
+            "spec.triggers lists a cron or fileSystem trigger, or submit it to run once")
     return Prepared(selected, planned, binder)
 
 
