@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +18,17 @@ from aiosmtpd.smtp import AuthResult
 from quorus.core.secrets import Secret
 from quorus.core.testing.fixtures import anyio_backend, free_port
 from quorus.workflow.actions import (
+    BUILTIN_ACTIONS,
     ActionContext,
     ActionSettings,
     run_actions,
     step_table,
     validate_action,
 )
+from quorus.workflow.binding import Binder, RunContext
+from quorus.workflow.documents import DefinitionError, load_text
+from quorus.workflow.local import LocalRunner
+from quorus.workflow.prepare import prepare
 from quorus.workflow.summary import ExecutionStatus, ExecutionSummary, StepOutcome, StepStatus
 
 __all__ = ["anyio_backend"]  # the fixture runs every async test under asyncio and trio
@@ -132,6 +139,56 @@ async def test_email_action_with_to_list_and_subject(mailbox: Mailbox) -> None:
     # A line break in a bound subject cannot add a header.
     assert message["Subject"] == "Load Bcc: evil@x"
     assert message["Bcc"] is None
+
+
+WORKFLOW_WITH_TO = """\
+apiVersion: quorus.dev/v1
+kind: TransferWorkflow
+metadata: {name: nightly}
+spec:
+  variables: {ONCALL: oncall@x.test}
+  groups:
+    - name: load
+      transferGroup:
+        spec:
+          transfers:
+            - {name: users, source: {path: "SRC"}, destination: {path: "DST"}}
+          onSuccess:
+            - {action: email, to: "dba@x.test", subject: "group done"}
+  onSuccess:
+    - {action: email, to: [ops@x.test, "${ONCALL}"], subject: "nightly ${workflow.name}"}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_workflow_giving_to_validates_and_mails_those_recipients(
+    mailbox: Mailbox, tmp_path: Path,
+) -> None:
+    (tmp_path / "users.csv").write_text("id\n")
+    text = WORKFLOW_WITH_TO.replace("SRC", str(tmp_path / "users.csv")).replace(
+        "DST", str(tmp_path / "out.csv"))
+    prepared = prepare(load_text(text, "nightly.yaml"))  # the schema accepts 'to'
+    assert [spec["to"] for spec in prepared.workflow.on_success] == [
+        ["ops@x.test", "${ONCALL}"]]
+    binder = Binder(prepared.workflow, RunContext(started_at=time.time(), execution_id="t"))
+    run = await LocalRunner(prepared.plan, binder, execution_id="t", actions=BUILTIN_ACTIONS,
+                            action_context=context(mailbox)).run()
+    assert run.status is ExecutionStatus.COMPLETED
+    assert [(a.action, a.target, a.ok) for a in run.actions] == [
+        ("email", "email://dba@x.test", True),
+        ("email", "email://ops@x.test,oncall@x.test", True)], run.actions
+    assert [(r, m["Subject"]) for _, r, m in mailbox.messages] == [
+        (["dba@x.test"], "group done"),
+        (["ops@x.test", "oncall@x.test"], "nightly nightly")]
+
+
+def test_the_schema_says_what_to_may_be() -> None:
+    text = WORKFLOW_WITH_TO.replace('to: "dba@x.test"', "to: 5")
+    with pytest.raises(DefinitionError) as caught:
+        prepare(load_text(text, "nightly.yaml"))
+    [issue] = caught.value.issues
+    assert str(issue).endswith("onSuccess[0].to: expected an email address, \"a@x,b@y\" or a "
+                               "list of addresses (the recipients of an email), got integer 5")
 
 
 def test_step_table_aligns_columns_and_shortens_long_errors() -> None:
@@ -250,6 +307,11 @@ async def test_a_dry_run_sends_nothing(mailbox: Mailbox) -> None:
     ({"action": "email", "to": "a@x.test", "subject": ["s"]}, "'subject' must be a string"),
     ({"action": "notify", "target": "email://"}, "no recipients"),
     ({"action": "email", "to": "${ONCALL}"}, None),
+    ({"action": "email", "to": "a@x.test", "target": "email://b@x.test"},
+     "recipients in both 'to' and the target 'email://b@x.test'"),
+    ({"action": "notify", "to": "a@x.test", "target": "email://b@x.test"},
+     "recipients in both 'to' and the target"),
+    ({"action": "notify", "to": ["a@x.test"], "target": "email://"}, None),
     ({"action": "email", "to": "a@x.test, b@y.test"}, None),
 ])
 def test_validate_email(spec: dict[str, Any], problem: str | None) -> None:

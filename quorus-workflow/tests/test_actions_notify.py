@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from quorus.core.testing.fixtures import anyio_backend, free_port
 from quorus.workflow.actions import (
+    BUILTIN_ACTIONS,
     ActionContext,
     ActionSettings,
     redact_url,
@@ -21,6 +24,10 @@ from quorus.workflow.actions import (
     validate_action,
 )
 from quorus.workflow.actions.notify import slack_channel
+from quorus.workflow.binding import Binder, RunContext
+from quorus.workflow.documents import load_text
+from quorus.workflow.local import LocalRunner
+from quorus.workflow.prepare import prepare
 from quorus.workflow.summary import ExecutionStatus, ExecutionSummary, StepOutcome, StepStatus
 
 __all__ = ["anyio_backend"]  # the fixture runs every async test under asyncio and trio
@@ -142,6 +149,50 @@ async def test_slack_blocks_given_in_the_spec_replace_the_default_attachment(
         summary(ExecutionStatus.FAILED), context(slack_webhook=f"{receiver.base}/s"))
     assert outcome.ok, outcome.detail
     assert receiver.requests[0].body == {"channel": "#ops", "text": "m", "blocks": blocks}
+
+
+SLACK_GROUP = """\
+apiVersion: quorus.dev/v1
+kind: TransferGroup
+metadata: {name: backup}
+spec:
+  variables: {TEAM: data-ops}
+  transfers:
+    - {name: users, source: {path: "SRC"}, destination: {path: "DST"}}
+  onSuccess:
+    - action: notify
+      target: slack://ops
+      message: backup done
+      attachments:
+        - {color: good, fields: [{title: Team, value: "${TEAM}", short: true}]}
+    - action: notify
+      target: slack://ops
+      message: blocks too
+      blocks:
+        - {type: section, text: {type: mrkdwn, text: "*${workflow.name}* done"}}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_workflow_giving_attachments_and_blocks_validates_and_slack_receives_them(
+    receiver: Receiver, tmp_path: Path,
+) -> None:
+    (tmp_path / "users.csv").write_text("id\n")
+    text = SLACK_GROUP.replace("SRC", str(tmp_path / "users.csv")).replace(
+        "DST", str(tmp_path / "out.csv"))
+    prepared = prepare(load_text(text, "backup.yaml"))  # the schema accepts both fields
+    binder = Binder(prepared.workflow, RunContext(started_at=time.time(), execution_id="t"))
+    run = await LocalRunner(prepared.plan, binder, execution_id="t", actions=BUILTIN_ACTIONS,
+                            action_context=context(slack_webhook=f"{receiver.base}/s")).run()
+    assert run.status is ExecutionStatus.COMPLETED
+    assert [a.ok for a in run.actions] == [True, True], run.actions
+    assert [r.body for r in receiver.requests] == [
+        {"channel": "#ops", "text": "backup done", "attachments": [
+            {"color": "good", "fields": [{"title": "Team", "value": "data-ops",
+                                          "short": True}]}]},
+        {"channel": "#ops", "text": "blocks too", "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*backup* done"}}]},
+    ]
 
 
 @pytest.mark.anyio
@@ -269,6 +320,17 @@ def test_redact_url(url: str, shown: str) -> None:
     ({"action": "notify", "target": "slack://ops", "message": 3}, "'message' must be a string"),
     ({"action": "notify", "target": "email://not-an-address"}, "is not an email address"),
     ({"action": "notify", "target": "${ALERT_TARGET}"}, None),
+    ({"action": "notify", "target": "slack://ops", "blocks": [{"type": "divider"}],
+      "attachments": []}, None),
+    ({"action": "notify", "target": "slack://ops", "blocks": "*x*"},
+     "'blocks' must be a list of mappings"),
+    ({"action": "notify", "target": "slack://ops", "attachments": [1]},
+     "'attachments' must be a list of mappings"),
+    ({"action": "notify", "target": "https://h.example/x", "blocks": [{"type": "divider"}]},
+     "'blocks' applies to slack://CHANNEL targets only, not https://"),
+    ({"action": "notify", "target": "${ALERT_TARGET}", "blocks": [{"type": "divider"}]}, None),
+    ({"action": "notify", "target": "slack://ops", "to": "a@x.test"},
+     "'to' names email recipients: not used with a slack:// target"),
 ])
 def test_validate_notify(spec: dict[str, Any], problem: str | None) -> None:
     problems = validate_action(spec)

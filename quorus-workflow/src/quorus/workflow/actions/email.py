@@ -30,7 +30,7 @@ def recipients_from_target(target: str) -> list[str]:
 def address_problems(addresses: Sequence[str]) -> list[str]:
     """Why these recipients cannot be used (none given, malformed ones)."""
     if not addresses:
-        return ["email: no recipients: give email://ADDRESS[,ADDRESS...] or 'to'"]
+        return ["email: no recipients: give 'to' or a target email://ADDRESS[,ADDRESS...]"]
     return [f"email: {a!r} is not an email address (expected name@domain)"
             for a in addresses if not is_template(a) and not _ADDRESS.match(a)]
 
@@ -138,7 +138,8 @@ def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:
 
 class EmailAction:
     """``{action: email, to: [a@x, b@y] | "a@x,b@y", message, subject}`` or
-    ``{action: notify|email, target: email://a@x,b@y, ...}``."""
+    ``{action: notify|email, target: email://a@x,b@y, ...}``: the recipients in ``to`` or in
+    the target, not in both."""
 
     name = "email"
 
@@ -160,6 +161,11 @@ class EmailAction:
             addresses = self.recipients(spec)
         except ActionError as exc:
             return [str(exc)]
+        target = spec.get("target")
+        if ("to" in spec and isinstance(target, str)
+                and target.lower().startswith(EMAIL_SCHEME) and recipients_from_target(target)):
+            return [f"email: recipients in both 'to' and the target {target!r}: give them in "
+                    "one place"]
         problems = address_problems(addresses)
         for key in ("message", "subject"):
             if key in spec and not isinstance(spec[key], str):
@@ -169,10 +175,10 @@ class EmailAction:
     async def __call__(
         self, spec: Mapping[str, Any], summary: ExecutionSummary, context: ActionContext
     ) -> ActionOutcome:
-        recipients = self.recipients(spec)
-        problems = address_problems(recipients)
+        problems = self.validate(spec)
         if problems:
             raise ActionError("; ".join(problems))
+        recipients = self.recipients(spec)
         settings = context.settings
         target = EMAIL_SCHEME + ",".join(recipients)
         action = str(spec.get("action", self.name))

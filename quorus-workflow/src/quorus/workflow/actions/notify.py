@@ -22,6 +22,8 @@ from quorus.workflow.actions.settings import SLACK_WEBHOOK_ENV, ActionSettings
 from quorus.workflow.summary import ActionOutcome, ExecutionStatus, ExecutionSummary
 
 SCHEMES = ("http", "https", "slack", "webhook", "email")
+#: Spec fields sent as they are in a Slack message, in place of the default attachment.
+SLACK_FIELDS = ("attachments", "blocks")
 _BODY_EXCERPT = 200
 # Slack conversation ids (C…, G…, D…) and user ids (U…, W…) are sent as they are.
 _SLACK_ID = re.compile(r"^[CGDUW][A-Z0-9]{8,}$")
@@ -51,8 +53,8 @@ def slack_payload(spec: Mapping[str, Any], summary: ExecutionSummary, channel: s
     """A Slack incoming-webhook message; ``attachments``/``blocks`` from the spec replace the
     default attachment with the execution's totals."""
     payload: dict[str, Any] = {"channel": channel, "text": message}
-    if "attachments" in spec or "blocks" in spec:
-        payload.update({k: spec[k] for k in ("attachments", "blocks") if k in spec})
+    if any(k in spec for k in SLACK_FIELDS):
+        payload.update({k: spec[k] for k in SLACK_FIELDS if k in spec})
         return payload
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts().items()) or "no steps"
     payload["attachments"] = [{
@@ -91,9 +93,29 @@ async def post_json(url: str, payload: Mapping[str, Any], settings: ActionSettin
     return f"posted to {shown}: HTTP {response.status_code}"
 
 
+def _field_problems(spec: Mapping[str, Any], scheme: str | None) -> list[str]:
+    """Problems of the fields only some targets use: ``attachments``/``blocks`` (lists of
+    mappings, for ``slack://``) and ``to`` (for ``email://``); ``scheme`` None: not known
+    before binding."""
+    problems: list[str] = []
+    for key in SLACK_FIELDS:
+        if key not in spec:
+            continue
+        value = spec[key]
+        if not (isinstance(value, list) and all(isinstance(item, Mapping) for item in value)):
+            problems.append(f"notify: {key!r} must be a list of mappings (Slack {key})")
+        elif scheme not in (None, "slack"):
+            problems.append(f"notify: {key!r} applies to slack://CHANNEL targets only, "
+                            f"not {scheme}://")
+    if "to" in spec and scheme not in (None, "email"):
+        problems.append(f"notify: 'to' names email recipients: not used with a {scheme}:// "
+                        "target (use target email://ADDRESS or action email)")
+    return problems
+
+
 class NotifyAction:
     """``{action: notify, target: https://…|webhook://NAME|slack://CHANNEL|email://…,
-    message: TEXT}``."""
+    message: TEXT}``; a ``slack://`` target also takes ``attachments`` and ``blocks``."""
 
     name = "notify"
 
@@ -110,17 +132,18 @@ class NotifyAction:
         if "message" in spec and not isinstance(spec["message"], str):
             return ["notify: 'message' must be a string"]
         if is_template(target.partition("://")[0]):
-            return []
+            return _field_problems(spec, None)
         scheme = target_scheme(target)
         if scheme not in SCHEMES:
             return [f"notify: unknown target {show_target(target)!r}: use one of "
                     f"{', '.join(s + '://' for s in SCHEMES)}"]
+        problems = _field_problems(spec, scheme)
         if scheme == "email":
-            return self._email.validate(spec)
+            return problems + self._email.validate(spec)
         if not target.partition("://")[2].strip("/"):
-            return [f"notify: target {show_target(target)!r} names no "
-                    + {"slack": "channel", "webhook": "webhook"}.get(scheme, "host")]
-        return []
+            problems.append(f"notify: target {show_target(target)!r} names no "
+                            + {"slack": "channel", "webhook": "webhook"}.get(scheme, "host"))
+        return problems
 
     async def __call__(
         self, spec: Mapping[str, Any], summary: ExecutionSummary, context: ActionContext
@@ -166,4 +189,4 @@ class NotifyAction:
         return url
 
 
-__all__ = ["NotifyAction", "post_json", "show_target", "slack_channel", "slack_payload"]
+__all__ = ["SLACK_FIELDS", "NotifyAction", "post_json", "show_target", "slack_channel", "slack_payload"]
