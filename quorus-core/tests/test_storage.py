@@ -415,6 +415,26 @@ def test_a_corrupt_snapshot_is_reported_not_applied(tmp_path: Path) -> None:
     assert info.value.path == str(snap)
 
 
+def test_snapshots_are_only_for_the_owner_like_the_segments(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        store = FileLogStore(tmp_path)
+        store.open()
+        store.append(entries(1, 3))
+        store.sync()
+        writer = store.snapshot_writer(SnapshotMeta(3, 1))
+        (tmp,) = (tmp_path / "snapshots").glob(".tmp-*")
+        assert tmp.stat().st_mode & 0o777 == 0o600
+        writer.write(b"state")
+        writer.commit()
+        store.close()
+    finally:
+        os.umask(old_umask)
+    (snap,) = (tmp_path / "snapshots").glob("*.snap")
+    assert snap.stat().st_mode & 0o777 == 0o600
+    assert {seg.stat().st_mode & 0o777 for seg in segments(tmp_path)} == {0o600}
+
+
 def test_an_interrupted_snapshot_leaves_the_previous_one(tmp_path: Path) -> None:
     store = FileLogStore(tmp_path)
     store.open()

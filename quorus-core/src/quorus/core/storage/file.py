@@ -111,7 +111,14 @@ class _FileSnapshotWriter(SnapshotWriter):
         self._meta = meta
         self._final = store.snapshot_dir / f"{meta.index:020d}-{meta.term:020d}.snap"
         self._tmp = store.snapshot_dir / f".tmp-{meta.index:020d}-{meta.term:020d}.snap"
-        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed by commit/abort
+        # Only the owner may read it, like the log segments: it holds the same data.
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # a leftover file of the same name keeps its mode otherwise
+            self._file = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
+        except BaseException:
+            os.close(fd)
+            raise
         self._crc = 0
         self._size = 0
         self._done = False
