@@ -11,6 +11,7 @@ from quorus.core.engine import OverwritePolicy
 from quorus.core.errors import ConfigurationError
 from quorus.workflow.binding import Binder, RunContext
 from quorus.workflow.bound import BoundStep, bind_step
+from quorus.workflow.controller.jobs import job_options
 from quorus.workflow.documents import DefinitionError, load_text
 from quorus.workflow.model import WorkflowDefinition, build_definitions
 
@@ -200,6 +201,38 @@ def test_data_quality_in_defaults_is_refused_like_the_transfers_own() -> None:
     wf = definition({"source": {"path": "/in"}, "destination": {"path": "/out"}},
                     defaults={"validation": {"dataQuality": {"validateSchema": True}}})
     assert [n.level for _, n in wf.all_notices() if "dataQuality" in n.message] == ["error"]
+
+
+@pytest.mark.parametrize(("transfer", "size", "job"), [
+    ({"expectedSize": "5KB"}, (5000, 5000), (5000, None, None)),
+    ({"expectedSize": "5KB", "validation": {"expectedSize": {"min": "1KB", "max": "1MB"}}},
+     (5000, 5000), (5000, None, None)),
+    ({"validation": {"expectedSize": {"min": "1KB"}}}, (1000, None), (None, 1000, None)),
+    ({"validation": {"expectedSize": {"min": "1KB", "max": "1KB"}}}, (1000, 1000),
+     (1000, None, None)),
+    ({}, None, (None, None, None)),
+])
+def test_the_job_checks_what_the_local_request_checks(
+        transfer: dict[str, Any], size: tuple[int | None, int | None] | None,
+        job: tuple[int | None, int | None, int | None]) -> None:
+    b = bound({"source": {"path": "/in"}, "destination": {"path": "/out", "permissions": "640"},
+               "overwrite": False, "bandwidth": "10MB/s", "streams": 2, **transfer},
+              defaults={"validation": {"checksum": {"value": CHECKSUM}}})
+    request = b.request()
+    assert (None if request.size is None else (request.size.min, request.size.max)) == size
+    options = job_options(b)
+    assert (options.expected_size, options.size_min, options.size_max) == job
+    assert options.checksum == str(request.checksum) == f"sha256:{CHECKSUM.lower()}"
+    assert (options.overwrite, options.mode, options.create_directories, options.streams,
+            options.bandwidth_mbps) == ("fail", 0o640, True, 2, 80.0)
+
+
+def test_an_expected_size_outside_the_validation_bounds_is_a_definition_error() -> None:
+    with pytest.raises(DefinitionError, match=r"expectedSize \(5000 bytes\) is outside "
+                                              r"validation.expectedSize \(..10 bytes\)"):
+        definition({"source": {"path": "/in"}, "destination": {"path": "/out"},
+                    "expectedSize": "5KB"},
+                   defaults={"validation": {"expectedSize": {"max": "10B"}}})
 
 
 def test_an_empty_location_once_bound_is_refused() -> None:

@@ -364,7 +364,7 @@ async def wait_registration(f: Fleet, check: Any, seconds: float = 10) -> dict[s
 
 
 def checked_yaml(group_extra: str, transfer_extra: str) -> str:
-    """One transfer of ``in/users.csv`` (5000 bytes) with extra settings for its group
+    """One transfer of ``in/users.csv`` (6000 bytes) with extra settings for its group
     (``defaults``) and itself, attempted once."""
     return f"""\
 apiVersion: quorus.dev/v1
@@ -410,3 +410,19 @@ async def test_validation_defaults_become_the_jobs_checks(
         job = f.server.state.jobs[users["job_id"]]
         assert (job.options.checksum, job.options.size_min, job.options.size_max) == (
             "sha256:" + "0" * 64, None, 10)
+
+
+async def test_a_source_without_its_expected_size_fails_as_it_does_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fleet(tmp_path, monkeypatch) as f:
+        view = await submit_yaml(f, "run-s", checked_yaml("", "              expectedSize: 5KB"))
+        assert view["status"] == "failed", view
+        users = f.step(view, "users")
+        assert users["status"] == "failed"
+        assert "size mismatch: expected 5000 bytes" in users["error"]
+        job = f.server.state.jobs[users["job_id"]]
+        assert (job.options.expected_size, job.options.size_min, job.options.size_max) == (
+            5000, None, None)
+        right = await submit_yaml(f, "run-t", checked_yaml("", "              expectedSize: 6000"))
+        assert right["status"] == "completed", right

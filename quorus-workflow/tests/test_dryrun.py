@@ -196,7 +196,8 @@ async def test_the_effective_validation_is_shown_and_checked_against_the_source(
     assert t.validation == {"expectedSize": {"min": None, "max": 10},
                             "checksum": f"sha256:{digest.lower()}"}
     assert own.validation["expectedSize"] == {"min": None, "max": 5000}
-    assert errors(report) == [("g/t", "source is 2.9 KiB, outside the expected size")]
+    assert errors(report) == [("g/t", f"source {tmp_path / 'src'} is 3000 bytes, above the "
+                                      "maximum of 10")]
     assert report.to_json()["steps"][0]["validation"] == t.validation
 
 
@@ -213,4 +214,20 @@ def test_the_dry_run_prints_the_effective_validation(tmp_path: Path) -> None:
     result = CliRunner().invoke(workflow, ["run", "--dry-run", str(tmp_path / "g.yaml")])
     assert result.exit_code == 1, result.output
     assert "g/t: verifies size at most 10 B" in result.output
-    assert "error: g/t: source is 2.9 KiB, outside the expected size" in result.output
+    assert "error: g/t: source" in result.output and "above the maximum of 10" in result.output
+
+
+async def test_an_expected_size_is_checked_exactly_as_the_run_checks_it(tmp_path: Path) -> None:
+    (tmp_path / "src").write_bytes(b"x" * 3000)
+    report = await check([
+        {"name": "wrong", "source": {"path": str(tmp_path / "src")},
+         "destination": {"path": str(tmp_path / "a")}, "expectedSize": "5KB"},
+        {"name": "right", "source": {"path": str(tmp_path / "src")},
+         "destination": {"path": str(tmp_path / "b")}, "expectedSize": 3000,
+         "validation": {"expectedSize": {"min": "1KB", "max": "1MB"}}},
+    ])
+    assert errors(report) == [("g/wrong", f"source {tmp_path / 'src'} is 3000 bytes, "
+                                          "expected exactly 5000")]
+    wrong, right = report.steps
+    assert wrong.validation == {"expectedSize": {"min": 5000, "max": 5000}}
+    assert right.validation == {"expectedSize": {"min": 3000, "max": 3000}}

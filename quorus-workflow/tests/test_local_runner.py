@@ -148,6 +148,26 @@ async def test_validation_defaults_check_every_transfer_unless_it_says_otherwise
     assert (tmp_path / "out" / "own.bin").read_bytes() == data
 
 
+async def test_a_source_without_its_expected_size_fails_the_step(tmp_path: Path) -> None:
+    (tmp_path / "in.bin").write_bytes(b"x" * 3000)
+    text = group_file([
+        {"name": "wrong", "source": {"path": str(tmp_path / "in.bin")},
+         "destination": {"path": str(tmp_path / "out" / "wrong.bin")}, "retry": NO_WAIT,
+         "expectedSize": "5KB"},
+        {"name": "right", "source": {"path": str(tmp_path / "in.bin")},
+         "destination": {"path": str(tmp_path / "out" / "right.bin")}, "retry": NO_WAIT,
+         "expectedSize": 3000},
+    ], strategy="parallel")
+    summary = await runner(text).run()
+    assert summary.status is ExecutionStatus.FAILED
+    wrong, right = summary.step("job/wrong"), summary.step("job/right")
+    assert wrong is not None and right is not None
+    assert wrong.status is StepStatus.FAILED
+    assert "is 3000 bytes, expected exactly 5000" in (wrong.error or "")
+    assert not (tmp_path / "out" / "wrong.bin").exists()
+    assert right.status is StepStatus.COMPLETED and right.bytes == 3000, right.error
+
+
 async def test_a_missing_source_fails_the_run_and_skips_dependents(tmp_path: Path) -> None:
     text = group_file([
         {"name": "gone", "source": {"path": str(tmp_path / "missing")},

@@ -1,6 +1,14 @@
 """A step with its references bound: the concrete source and destination, the protocol options
 and the transfer settings, as the local engine (a :class:`TransferRequest`) or the controller
-(a job) takes them.
+(a job) takes them. :meth:`BoundStep.request` is the one place a step's settings become a
+request: the controller's job options are read from it
+(:func:`quorus.workflow.controller.jobs.job_options`), so a step checks the same things here
+and on the quorum.
+
+The expected size is the transfer's own ``expectedSize``, exactly, when it gives one (the
+agents check a job's expected size exactly, and tenant quotas reserve it), else the bounds of
+its ``validation.expectedSize`` (defaults merged); the definition refuses an ``expectedSize``
+outside those bounds.
 
 ``path`` locations are local paths (``protocol`` ``file``, or ``nfs`` for a path on a mounted
 export); ``uri`` locations carry their scheme, which must agree with ``protocol`` when both are
@@ -15,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quorus.core.engine import OverwritePolicy, RetryPolicy, TransferRequest
+from quorus.core.engine import OverwritePolicy, RetryPolicy, SizeRange, TransferRequest
 from quorus.core.errors import ConfigurationError
 from quorus.core.uri import parse_location
 from quorus.workflow.model import GLOBAL_RETRY, Endpoint, GroupDefinition, TransferStep
@@ -58,17 +66,13 @@ class BoundStep:
                            backoff=retry.backoff or "exponential")
 
     def request(self) -> TransferRequest:
-        """The local engine's request for this step."""
+        """The request for this step: what the local engine runs, and what the controller's
+        job options are read from."""
         step = self.step
-        size: str | None = None
-        if step.size_min is not None or step.size_max is not None:
-            low = "" if step.size_min is None else step.size_min
-            high = "" if step.size_max is None else step.size_max
-            size = f"{low}..{high}"
         mode = step.destination.permissions
         return TransferRequest.create(
             self.source, self.destination, checksum=step.checksum,
-            size=size,
+            size=size_range(step),
             retry=self.retry_policy(),
             overwrite=OverwritePolicy.OVERWRITE if step.overwrite in (None, True)
             else OverwritePolicy.FAIL,
@@ -77,6 +81,19 @@ class BoundStep:
             bandwidth_limit=step.bandwidth, streams=step.streams,
             request_id=step.step_id,
         )
+
+
+def size_range(step: TransferStep) -> SizeRange | None:
+    """The size ``step``'s source must have (see the module docstring), or ``None``."""
+    if step.expected_size is not None:
+        return SizeRange(step.expected_size, step.expected_size)
+    if step.size_min is None and step.size_max is None:
+        return None
+    if step.size_min is not None and step.size_max is not None and step.size_min > step.size_max:
+        raise ConfigurationError(
+            f"the expected size of {step.step_id}: the minimum ({step.size_min} bytes) "
+            f"exceeds the maximum ({step.size_max} bytes)")
+    return SizeRange(step.size_min, step.size_max)
 
 
 def bind_step(binder: Binder, step: TransferStep, group: GroupDefinition,
@@ -151,4 +168,4 @@ def _authentication(scheme: str, block: Mapping[str, Any]) -> dict[str, Any]:
         f"{', '.join(_AUTH_TYPES)} (or the protocol's own options)")
 
 
-__all__ = ["BoundStep", "bind_step"]
+__all__ = ["BoundStep", "bind_step", "size_range"]

@@ -27,7 +27,7 @@ from quorus.core.units import format_size, parse_size
 from quorus.core.uri import Location, parse_location
 from quorus.workflow.actions import validate_action
 from quorus.workflow.binding import Binder, NotYet
-from quorus.workflow.bound import BoundStep, bind_step
+from quorus.workflow.bound import BoundStep, bind_step, size_range
 from quorus.workflow.expr import ExpressionError
 from quorus.workflow.model import TransferStep
 from quorus.workflow.planner import Plan, PlannedStep
@@ -164,8 +164,12 @@ async def _check_step(planned: PlannedStep, binder: Binder, engine: _Engines,
 
 def _validation(step: TransferStep) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    if step.size_min is not None or step.size_max is not None:
-        found["expectedSize"] = {"min": step.size_min, "max": step.size_max}
+    try:
+        bounds = size_range(step)  # what the run checks, here and on the quorum
+    except QuorusError:
+        bounds = None
+    if bounds is not None:
+        found["expectedSize"] = {"min": bounds.min, "max": bounds.max}
     if step.checksum is not None:
         found["checksum"] = step.checksum
     return found
@@ -196,12 +200,12 @@ async def _check_source(bound: BoundStep, engine: _Engines, report: DryRunReport
     if info.is_dir:
         report.findings.append(Finding("error", f"source {location.redacted()} is a directory",
                                        step_id))
-    step = bound.step
-    if info.size is not None and (
-            (step.size_min is not None and info.size < step.size_min)
-            or (step.size_max is not None and info.size > step.size_max)):
-        report.findings.append(Finding(
-            "error", f"source is {format_size(info.size)}, outside the expected size", step_id))
+    try:
+        bounds = size_range(bound.step)  # what the run checks, here and on the quorum
+        if info.size is not None and bounds is not None:
+            bounds.check(info.size, f"source {location.redacted()}")
+    except QuorusError as exc:  # the size does not fit (or the bounds contradict)
+        report.findings.append(Finding("error", str(exc), step_id))
     return info.size
 
 

@@ -108,7 +108,9 @@ def _validation(validation: dict[str, Any]) -> str:
     parts: list[str] = []
     bounds = validation.get("expectedSize") or {}
     low, high = bounds.get("min"), bounds.get("max")
-    if low is not None and high is not None:
+    if low is not None and low == high:
+        parts.append(f"size exactly {low} bytes")
+    elif low is not None and high is not None:
         parts.append(f"size {format_size(low)} to {format_size(high)}")
     elif low is not None:
         parts.append(f"size at least {format_size(low)}")

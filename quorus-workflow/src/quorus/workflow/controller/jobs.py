@@ -1,6 +1,8 @@
 """A workflow step as a controller job: its deterministic id and the job's settings from the
 bound step (source, destination, checksum, size, overwrite, bandwidth, protocol options,
-attempts, priority, tenant and namespace of its group)."""
+attempts, priority, tenant and namespace of its group). The job's options are read from the
+same :class:`~quorus.core.engine.TransferRequest` a local run gives its engine
+(:meth:`~quorus.workflow.bound.BoundStep.request`), so both check the same size and checksum."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from typing import Any
 
 from quorus.core.controller.commands import SubmitJob
 from quorus.core.controller.model import JobOptions, JobRecord, JobState, RetryPolicy
+from quorus.core.engine import OverwritePolicy, TransferRequest
 from quorus.core.errors import ConfigurationError
 from quorus.workflow.binding import Binder
-from quorus.workflow.bound import bind_step
+from quorus.workflow.bound import BoundStep, bind_step
 from quorus.workflow.controller.commands import StepEnded
 from quorus.workflow.execution import Execution
 from quorus.workflow.planner import Plan
@@ -48,22 +51,12 @@ def job_spec(execution: Execution, plan: Plan, binder: Binder, step_id: str) -> 
     planned = plan.by_id()[step_id]
     group = plan.workflow.group(planned.group)
     bound = bind_step(binder, planned.step, group, execution)
-    step = planned.step
-    options = JobOptions(
-        checksum=step.checksum.lower() if step.checksum else None,
-        expected_size=step.expected_size,
-        overwrite="fail" if step.overwrite is False else "overwrite",
-        bandwidth_mbps=step.bandwidth * 8 / 1_000_000 if step.bandwidth else None,
-        protocol_options=flat_options(bound.protocol_options),
-        size_min=step.size_min, size_max=step.size_max,
-        mode=int(step.destination.permissions, 8) if step.destination.permissions else None,
-        create_directories=step.destination.create_directories is not False,
-        streams=step.streams,
-    )
+    request = bound.request()
     spec = JobSpec(
         job_id=job_id_for(execution.execution_id, step_id), source=bound.source,
-        destination=bound.destination, options=options, priority=step.priority,
-        retry=RetryPolicy(max_attempts=max(1, bound.retry_policy().max_attempts)),
+        destination=bound.destination, options=job_options(bound, request),
+        priority=planned.step.priority,
+        retry=RetryPolicy(max_attempts=max(1, request.retry.max_attempts)),
         submitted_by=f"workflow {execution.execution_id}", tenant=group.tenant,
         namespace=group.namespace)
     try:  # the checks submitting will make, made before the start is recorded
@@ -73,6 +66,28 @@ def job_spec(execution: Execution, plan: Plan, binder: Binder, step_id: str) -> 
     except ValueError as exc:
         raise ConfigurationError(f"step {step_id} cannot become a job: {exc}") from None
     return spec
+
+
+def job_options(bound: BoundStep, request: TransferRequest | None = None) -> JobOptions:
+    """The job options of ``bound``, read from its request (``bound.request()`` unless given):
+    an exact expected size becomes the job's ``expected_size`` (which quotas reserve), a range
+    its ``size_min``/``size_max``."""
+    request = request or bound.request()
+    size = request.size
+    exact = size.min if size is not None and size.min == size.max else None
+    return JobOptions(
+        checksum=str(request.checksum) if request.checksum else None,
+        expected_size=exact,
+        overwrite="fail" if request.overwrite is OverwritePolicy.FAIL else "overwrite",
+        bandwidth_mbps=(request.bandwidth_limit * 8 / 1_000_000 if request.bandwidth_limit
+                        else None),
+        protocol_options=flat_options(bound.protocol_options),
+        size_min=size.min if size is not None and exact is None else None,
+        size_max=size.max if size is not None and exact is None else None,
+        mode=request.mode,
+        create_directories=request.create_directories,
+        streams=request.streams,
+    )
 
 
 def flat_options(options: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -107,4 +122,4 @@ def step_ended(execution_id: str, step_id: str, job: JobRecord, at: float) -> St
                      source=job.source_display, destination=job.destination_display)
 
 
-__all__ = ["JobSpec", "flat_options", "job_id_for", "job_spec", "step_ended"]
+__all__ = ["JobSpec", "flat_options", "job_id_for", "job_options", "job_spec", "step_ended"]
