@@ -463,12 +463,19 @@ def test_refusals_exit_1(fleet: Fleet) -> None:
 def test_membership_commands_reach_the_controller(fleet: Fleet) -> None:
     # The standalone backend has no membership: the controller's 501 comes back as exit 1.
     for args in (("cluster", "add-member", "c2", "127.0.0.1:7091"),
+                 ("cluster", "add-member", "c2", "127.0.0.1:7091", "--agents",
+                  "127.0.0.1:7071", "--http", "127.0.0.1:7081"),
                  ("cluster", "remove-member", "c2"), ("cluster", "transfer-leader", "c2")):
         result = fleet.invoke(*args)
         assert result.exit_code == 1, result.output
         assert "501" in result.output and "standalone" in result.output.lower()
     malformed = fleet.invoke("cluster", "add-member", "c2", "no-port")
     assert malformed.exit_code == 2 and "address" in malformed.output
+    for option in ("--agents", "--http"):
+        bad = fleet.invoke("cluster", "add-member", "c2", "127.0.0.1:7091", option, "no-port")
+        assert bad.exit_code == 2, bad.output
+        assert f"invalid {option[2:]} address 'no-port'" in bad.output
+    assert fleet.read(lambda s: dict(s.state.controllers)) == {}
 
 
 def test_submit_from_a_file_sends_batches_and_reports_each_job(

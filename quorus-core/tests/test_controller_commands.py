@@ -18,11 +18,13 @@ from quorus.core.controller import (
     Command,
     CommandRegistry,
     CompleteAttempt,
+    ForgetController,
     JobOptions,
     JobPlacement,
     JobRecord,
     LabelRequirement,
     MalformedCommandError,
+    RecordController,
     RegisterAgent,
     Site,
     SubmitJob,
@@ -140,11 +142,35 @@ def test_every_builtin_command_round_trips() -> None:
                                              preferred_site=Site(zone="z"))),
         AssignJob("j", "a1", 1, 3.0),
         CompleteAttempt("j", "a1", 1, 4.0, 12, "0f" * 32),
+        RecordController("c4", "10.0.0.4:7070", "ctl-4.example:7080"),
+        RecordController("c5", http="10.0.0.5:7080"),
+        ForgetController("c4"),
     ]
     for command in commands:
         data = command.encode()
         assert msgpack.unpackb(data)[0] == command.NAME
         assert decode(data) == command
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"agents": "no-port"}, "invalid agents address 'no-port'"),
+    ({"http": "host name:80"}, "invalid http address"),
+    ({"http": "[::1]:80"}, "invalid http address"),
+    ({"agents": "h:0"}, "invalid agents address 'h:0'"),
+    ({"agents": "h:65536"}, "invalid agents address"),
+    ({"agents": "h" * 300 + ":1"}, "invalid agents address"),
+    ({}, "give its agents or http address"),
+    ({"node_id": "", "agents": "h:1"}, "invalid controller id"),
+])
+def test_a_recorded_controller_needs_host_port_addresses(fields: dict[str, str],
+                                                          message: str) -> None:
+    values = {"node_id": "c4", **fields}
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        RecordController(**values)
+    # Bytes carrying one are refused as malformed, naming the field.
+    data = msgpack.packb(["record-controller", values], use_bin_type=True)
+    with pytest.raises(MalformedCommandError, match="malformed record-controller"):
+        decode(data)
 
 
 def test_submit_new_parses_and_redacts() -> None:

@@ -59,6 +59,12 @@ async def test_openapi_document_lists_every_path(
                  "/metrics"):
         assert path in document["paths"], path
     assert "JobSubmission" in document["components"]["schemas"]
+    member = document["components"]["schemas"]["MemberBody"]
+    assert member["required"] == ["node_id", "address"]
+    for field in ("agents", "http"):
+        assert "host:port" in member["properties"][field]["description"]
+        assert member["properties"][field]["pattern"] == member["properties"]["address"][
+            "pattern"]
 
 
 async def test_a_job_submitted_over_rest_runs_on_an_agent(
@@ -157,12 +163,25 @@ async def test_cluster_status_health_and_metrics(
 async def test_membership_changes_on_standalone_are_not_supported(
     api: tuple[ControllerServer, httpx.AsyncClient],
 ) -> None:
-    _, client = api
+    server, client = api
+    applied = server.state.applied_index
     added = await client.post("/v1/cluster/members",
                               json={"node_id": "c2", "address": "127.0.0.1:7402"})
     assert added.status_code == 501
     assert added.json()["error"] == "not-supported"
     assert (await client.delete("/v1/cluster/members/c2")).status_code == 501
+    # With its agent and HTTP addresses: refused the same, and nothing recorded.
+    recorded = await client.post("/v1/cluster/members", json={
+        "node_id": "c2", "address": "127.0.0.1:7402", "agents": "127.0.0.1:7071",
+        "http": "127.0.0.1:7081"})
+    assert recorded.status_code == 501, recorded.text
+    for bad in ({"agents": "127.0.0.1"}, {"http": "127.0.0.1:0"}, {"http": "a b:1"}):
+        refused = await client.post("/v1/cluster/members", json={
+            "node_id": "c2", "address": "127.0.0.1:7402", **bad})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid-request"
+        assert next(iter(bad)) in refused.json()["message"]
+    assert not server.state.controllers and server.state.applied_index == applied
     assert (await client.post("/v1/cluster/leader", json={"node_id": "c2"})).status_code == 501
 
 

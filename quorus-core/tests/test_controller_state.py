@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import pytest
 from quorus.core.controller import (
     AgentCapabilities,
@@ -23,20 +24,25 @@ from quorus.core.controller import (
     DrainAgent,
     ExpireAgent,
     FailAttempt,
+    ForgetController,
     JobOptions,
     JobPlacement,
     JobStarted,
     JobState,
     LabelRequirement,
     MalformedCommandError,
+    RecordController,
     RegisterAgent,
     RejectCode,
     Rejected,
     RetryPolicy,
     Site,
+    SnapshotFormatError,
     SubmitJob,
 )
+from quorus.core.controller.commands import Batch
 from quorus.core.controller.results import AbortOrder
+from quorus.core.controller.state import ControllerEndpoints
 
 SHA = "ab" * 32
 
@@ -435,3 +441,63 @@ def test_undecodable_bytes_raise_and_change_nothing(log: Log) -> None:
     restored = ControllerState()
     restored.restore(before, 1)
     assert restored.agents == log.state.agents
+
+
+def test_controllers_added_while_serving_are_recorded_and_forgotten(log: Log) -> None:
+    first = log.ok(RecordController("c4", "10.0.0.4:7070", "10.0.0.4:7080"))
+    assert first.message == "controller c4 recorded" and not first.duplicate
+    assert log.state.controllers == {"c4": ControllerEndpoints("10.0.0.4:7070", "10.0.0.4:7080")}
+    assert log.ok(RecordController("c4", "10.0.0.4:7070", "10.0.0.4:7080")).duplicate
+    # Recorded again: replaced as a whole (an address not given is not kept).
+    log.ok(RecordController("c4", http="10.0.0.9:7080"))
+    log.ok(RecordController("c5", agents="10.0.0.5:7070"))
+    assert log.state.controllers == {"c4": ControllerEndpoints("", "10.0.0.9:7080"),
+                                     "c5": ControllerEndpoints("10.0.0.5:7070", "")}
+    # Inside a batch, as the group commit proposes it.
+    batch = log.ok(Batch((ForgetController("c5"), RecordController("c6", "h:1", "h:2"))))
+    assert [r.message for r in batch.value] == ["controller c5 forgotten",
+                                                "controller c6 recorded"]
+    assert sorted(log.state.controllers) == ["c4", "c6"]
+    assert log.ok(ForgetController("c5")).duplicate  # nothing left to forget
+    assert not log.state.agents and not log.state.jobs
+
+
+def test_recorded_controllers_are_deterministic_and_in_the_snapshot(log: Log) -> None:
+    commands: list[Command] = [RecordController("c5", "h5:1", "h5:2"),
+                               RecordController("c4", "h4:1"), ForgetController("c5"),
+                               RecordController("c7", http="h7:2"), register("a1")]
+    other = Log()
+    for command in commands:
+        log.ok(command)
+        other.ok(command)
+    assert log.state.snapshot() == other.state.snapshot()
+    restored = ControllerState()
+    restored.restore(log.state.snapshot(), log.index)
+    assert restored.controllers == log.state.controllers == {
+        "c4": ControllerEndpoints("h4:1", ""), "c7": ControllerEndpoints("", "h7:2")}
+    assert restored.snapshot() == log.state.snapshot()
+    # A restore replaces the records too.
+    restored.restore(ControllerState().snapshot(), 1)
+    assert not restored.controllers
+
+
+def test_a_snapshot_written_before_controllers_were_recorded_restores(log: Log) -> None:
+    log.ok(register("a1"))
+    log.ok(RecordController("c4", "h4:1", "h4:2"))
+    plain = msgpack.unpackb(log.state.snapshot(), raw=False)
+    del plain["controllers"]
+    older = msgpack.packb(plain, use_bin_type=True)
+    restored = ControllerState()
+    restored.restore(older, 7)
+    assert not restored.controllers and "a1" in restored.agents
+    assert restored.applied_index == 7
+
+
+@pytest.mark.parametrize("section", [["c4"], {"c4": "h:1"}, {"c4": ["h:1"]}, {"c4": [1, 2]}])
+def test_a_malformed_controllers_section_is_refused(log: Log, section: Any) -> None:
+    log.ok(register("a1"))
+    plain = msgpack.unpackb(log.state.snapshot(), raw=False)
+    plain["controllers"] = section
+    with pytest.raises(SnapshotFormatError, match="controllers"):
+        log.state.restore(msgpack.packb(plain, use_bin_type=True), 9)
+    assert "a1" in log.state.agents  # the state is kept

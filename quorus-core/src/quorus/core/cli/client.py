@@ -120,9 +120,14 @@ class ControllerClient:
     def cluster_status(self) -> dict[str, Any]:
         return self._object("GET", "/v1/cluster")
 
-    def add_member(self, node_id: str, address: str) -> dict[str, Any]:
-        return self._object("POST", "/v1/cluster/members",
-                            json={"node_id": node_id, "address": address})
+    def add_member(self, node_id: str, address: str, *, agents: str | None = None,
+                   http: str | None = None) -> dict[str, Any]:
+        body = {"node_id": node_id, "address": address}
+        if agents:
+            body["agents"] = agents
+        if http:
+            body["http"] = http
+        return self._object("POST", "/v1/cluster/members", json=body)
 
     def remove_member(self, node_id: str) -> dict[str, Any]:
         return self._object("DELETE", f"/v1/cluster/members/{_segment(node_id)}")

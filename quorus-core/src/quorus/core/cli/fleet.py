@@ -152,14 +152,23 @@ def cluster_status(controllers: tuple[str, ...], token: str | None, as_json: boo
 
 @cluster.command("add-member")
 @click.argument("node_id")
-@click.argument("address", metavar="HOST:PORT")
+@click.argument("address", metavar="RAFT_ADDRESS")
+@click.option("--agents", metavar="HOST:PORT", default=None,
+              help="Where the new controller listens for agents (replicated to every "
+                   "controller, so they redirect agents to it when it leads).")
+@click.option("--http", "http", metavar="HOST:PORT", default=None,
+              help="Where the new controller serves the REST API (replicated to every "
+                   "controller, so they forward writes to it when it leads).")
 @fleet_options
-def cluster_add_member(node_id: str, address: str, controllers: tuple[str, ...],
-                       token: str | None, as_json: bool) -> None:
-    """Add controller NODE_ID, whose Raft port is HOST:PORT, to the quorum (it catches up
-    as a learner, then votes). Raft only."""
+def cluster_add_member(node_id: str, address: str, agents: str | None, http: str | None,
+                       controllers: tuple[str, ...], token: str | None,
+                       as_json: bool) -> None:
+    """Add controller NODE_ID, whose Raft port is RAFT_ADDRESS (HOST:PORT), to the quorum
+    (it catches up as a learner, then votes). With --agents and --http, the other
+    controllers learn where it serves agents and the REST API without editing their
+    settings. Raft only."""
     with connected(controllers, token) as client:
-        answer = client.add_member(node_id, address)
+        answer = client.add_member(node_id, address, agents=agents, http=http)
     if as_json:
         _emit_json(answer)
     else:

@@ -31,6 +31,8 @@ from quorus.core.controller.model import (
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+# A controller's address as the REST API takes it: host:port, no spaces, no IPv6 brackets.
+_ADDRESS = re.compile(r"^[^\s:]+:([0-9]{1,5})$")
 
 
 class MalformedCommandError(RecordFormatError):
@@ -84,6 +86,14 @@ class Command:
 def _require_id(kind: str, value: str) -> None:
     if not value or len(value) > 256 or not value.isprintable():
         raise ValueError(f"invalid {kind} {value!r}: 1 to 256 printable characters")
+
+
+def require_address(kind: str, value: str) -> None:
+    """Refuse ``value`` unless it is ``host:port`` (port 1 to 65535, at most 300 characters)
+    with a :class:`ValueError` naming ``kind``."""
+    found = _ADDRESS.match(value) if len(value) <= 300 else None
+    if found is None or not 1 <= int(found.group(1)) <= 65535:
+        raise ValueError(f"invalid {kind} {value!r}: expected host:port (port 1 to 65535)")
 
 
 def _require_attempt(attempt: int) -> None:
@@ -305,6 +315,43 @@ class CancelJob(Command):
     requested_by: str = ""
 
 
+# --- Controllers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordController(Command):
+    """Where controller ``node_id``, added to the quorum while serving, listens for agents
+    (``agents``) and for the REST API (``http``), each ``host:port`` or empty when not given.
+    Every controller uses them for what its own settings do not say (forwarding writes to it,
+    redirecting agents to it); recording a node again replaces what was recorded."""
+
+    NAME: ClassVar[str] = "record-controller"
+    node_id: str
+    agents: str = ""
+    http: str = ""
+
+    def __post_init__(self) -> None:
+        _require_id("controller id", self.node_id)
+        if not self.agents and not self.http:
+            raise ValueError(f"controller {self.node_id!r}: give its agents or http address")
+        if self.agents:
+            require_address("agents address", self.agents)
+        if self.http:
+            require_address("http address", self.http)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetController(Command):
+    """Forget what :class:`RecordController` recorded of ``node_id`` (it left the quorum);
+    nothing happens when nothing was recorded."""
+
+    NAME: ClassVar[str] = "forget-controller"
+    node_id: str
+
+    def __post_init__(self) -> None:
+        _require_id("controller id", self.node_id)
+
+
 BUILTIN_COMMANDS: tuple[type[Command], ...] = (
     RegisterAgent,
     AgentStateChanged,
@@ -317,6 +364,8 @@ BUILTIN_COMMANDS: tuple[type[Command], ...] = (
     CompleteAttempt,
     FailAttempt,
     CancelJob,
+    RecordController,
+    ForgetController,
 )
 
 
@@ -445,11 +494,14 @@ __all__ = [
     "DrainAgent",
     "ExpireAgent",
     "FailAttempt",
+    "ForgetController",
     "JobStarted",
     "MalformedCommandError",
+    "RecordController",
     "RegisterAgent",
     "SubmitJob",
     "TenantReach",
     "decode",
     "encode_batch",
+    "require_address",
 ]

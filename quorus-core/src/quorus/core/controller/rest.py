@@ -78,10 +78,25 @@ class DrainBody(BaseModel):
     timeout: float | None = Field(default=None, ge=0, le=86_400)
 
 
+_ADDRESS = r"^[^\s:]+:[0-9]{1,5}$"
+
+
 class MemberBody(BaseModel):
+    """A controller to add: its Raft ``address``; its ``agents`` and ``http`` addresses,
+    when given, are replicated so every controller can redirect agents and forward writes to
+    it without its own settings naming it."""
+
     model_config = ConfigDict(extra="forbid")
     node_id: str = Field(min_length=1, max_length=64, pattern=_ID)
-    address: str = Field(min_length=3, max_length=300, pattern=r"^[^\s:]+:[0-9]{1,5}$")
+    address: str = Field(min_length=3, max_length=300, pattern=_ADDRESS,
+                         description="The new controller's Raft address, host:port.")
+    # Checked by the service (400 naming the field), shown here for the OpenAPI document.
+    agents: str | None = Field(
+        default=None, description="Where it listens for agents, host:port.",
+        json_schema_extra={"pattern": _ADDRESS, "maxLength": 300, "examples": ["10.0.0.4:7070"]})
+    http: str | None = Field(
+        default=None, description="Where it serves the REST API, host:port.",
+        json_schema_extra={"pattern": _ADDRESS, "maxLength": 300, "examples": ["10.0.0.4:7080"]})
 
 
 class LeaderBody(BaseModel):
@@ -522,10 +537,17 @@ def create_app(server: "ControllerServer") -> ASGIApp:
 
     @app.post("/v1/cluster/members", status_code=202, tags=["cluster"])
     async def add_member(body: MemberBody, caller: Caller) -> dict[str, Any]:
-        """Add a controller to the quorum (it catches up as a learner, then votes)."""
+        """Add a controller to the quorum (it catches up as a learner, then votes). Its
+        ``agents`` and ``http`` addresses, when given, are replicated first: every controller
+        then redirects agents and forwards writes to it when it leads."""
         service.authorize(caller, "cluster.admin")
-        await service.add_member(body.node_id, body.address)
-        return {"added": body.node_id, "address": body.address}
+        await service.add_member(body.node_id, body.address, body.agents, body.http)
+        answer: dict[str, Any] = {"added": body.node_id, "address": body.address}
+        if body.agents:
+            answer["agents"] = body.agents
+        if body.http:
+            answer["http"] = body.http
+        return answer
 
     @app.delete("/v1/cluster/members/{node_id}", status_code=202, tags=["cluster"])
     async def remove_member(node_id: str, caller: Caller) -> dict[str, Any]:

@@ -71,7 +71,7 @@ from quorus.core.controller.service import (
     ServiceError,
     Unavailable,
 )
-from quorus.core.controller.settings import ControllerSettings, split_address
+from quorus.core.controller.settings import ControllerSettings, PeerAddresses, split_address
 from quorus.core.controller.softstate import SoftState
 from quorus.core.controller.state import (
     ControllerState,
@@ -303,10 +303,20 @@ class ControllerServer:
                 observe(principal, action, tenant, namespace, verdict)
         return verdict
 
+    def peer(self, node_id: str) -> PeerAddresses:
+        """Where controller ``node_id`` listens: this node's settings first, then what was
+        replicated of a controller added while serving for the addresses settings lack."""
+        known = self.settings.peer(node_id)
+        recorded = self._state.controllers.get(node_id)
+        if recorded is None or (known.agents and known.http):
+            return known
+        return PeerAddresses(raft=known.raft, agents=known.agents or recorded.agents or None,
+                             http=known.http or recorded.http or None)
+
     def leader_url(self, leader_id: str | None) -> str | None:
         if leader_id is None:
             return None
-        http = self.settings.peer(leader_id).http
+        http = self.peer(leader_id).http
         return f"http://{http}" if http else None
 
     def leader_address(self) -> ControllerAddress | None:
@@ -314,15 +324,20 @@ class ControllerServer:
         leader = self._backend.leader_id
         if leader is None or leader == self.settings.node_id:
             return None
-        agents = self.settings.peer(leader).agents
+        agents = self.peer(leader).agents
         return ControllerAddress(leader, agents) if agents else None
 
     def controller_addresses(self) -> list[ControllerAddress]:
-        """Every controller's agent address known to this node, this node's first."""
-        ids = [self.settings.node_id, *sorted(set(self.settings.peers) - {self.settings.node_id})]
+        """Every controller's agent address known to this node, this node's first: those its
+        settings name, and the replicated ones of controllers that are members now."""
+        others = set(self.settings.peers)
+        if self._state.controllers:
+            members = self._backend.status().get("members") or {}
+            others |= {n for n in self._state.controllers if n in members}
+        ids = [self.settings.node_id, *sorted(others - {self.settings.node_id})]
         addresses = []
         for node_id in ids:
-            agents = self.settings.peer(node_id).agents
+            agents = self.peer(node_id).agents
             if agents:
                 addresses.append(ControllerAddress(node_id, agents))
         return addresses

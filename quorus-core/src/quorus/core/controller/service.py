@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,14 @@ from typing import Any, Protocol, TypeVar
 
 from quorus.core.auth import Principal
 from quorus.core.consensus import ConsensusBackend, NotLeader
-from quorus.core.controller.commands import CancelJob, Command, DrainAgent, SubmitJob
+from quorus.core.controller.commands import (
+    CancelJob,
+    Command,
+    DrainAgent,
+    ForgetController,
+    RecordController,
+    SubmitJob,
+)
 from quorus.core.controller.liveness import Liveness
 from quorus.core.controller.model import (
     DEFAULT_NAMESPACE,
@@ -476,11 +484,43 @@ class ControllerService:
         status["state_applied_index"] = state.applied_index
         return status
 
-    async def add_member(self, node_id: str, address: str) -> None:
-        await self._membership(self.runtime.backend.add_member(node_id, address))
+    async def add_member(self, node_id: str, address: str, agents: str | None = None,
+                         http: str | None = None) -> None:
+        """Add controller ``node_id`` whose Raft port is ``address``. Its agent and HTTP
+        addresses (``agents``, ``http``: ``host:port``), when given, are replicated first,
+        so every controller can forward writes and redirect agents to it once it leads
+        without its own settings naming it; when neither is given, whatever was recorded of
+        an earlier ``node_id`` is forgotten (its own settings then say where it is)."""
+        backend = self.runtime.backend
+        command: Command | None = None
+        if agents or http:
+            try:
+                command = RecordController(node_id, agents or "", http or "")
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from None
+        elif node_id in self.state.controllers:
+            command = ForgetController(node_id)
+        if command is not None:
+            if type(backend).add_member is ConsensusBackend.add_member:
+                # Nothing is recorded for a member a backend without membership cannot add.
+                raise NotSupported(f"{type(backend).__name__} has no membership changes")
+            if backend.is_leader and node_id in backend.status().get("members", {}):
+                # Refused before anything is recorded, as the backend would refuse it.
+                raise InvalidRequest(f"{node_id!r} is already a member: remove it first to "
+                                     "give it another address")
+            await self.runtime.propose(command)
+        await self._membership(backend.add_member(node_id, address))
 
     async def remove_member(self, node_id: str) -> None:
+        """Remove controller ``node_id`` from the quorum, then forget its recorded agent and
+        HTTP addresses. When the leader removed itself, another controller leads by then and
+        the record stays: it is never used (only members' records are), and adding the node
+        again replaces or forgets it."""
         await self._membership(self.runtime.backend.remove_member(node_id))
+        if node_id in self.state.controllers:
+            # A leader that removed itself leads no more: the record stays, unused.
+            with contextlib.suppress(LeaderElsewhere, Unavailable):
+                await self.runtime.propose(ForgetController(node_id))
 
     async def transfer_leadership(self, node_id: str) -> None:
         await self._membership(self.runtime.backend.transfer_leadership(node_id))

@@ -1,6 +1,7 @@
 """``ControllerState``: the controller's deterministic replicated state machine.
 
-It holds the agent registry and the job table, implements
+It holds the agent registry, the job table and the agent and HTTP addresses of controllers
+added to the quorum while serving, implements
 :class:`quorus.core.consensus.StateMachine` (``apply``, ``snapshot``, ``restore``) and keeps
 indexes for the scheduler and the API: jobs by state, jobs by agent, and the queue in
 scheduling order (priority, then submission order). The rules of each command live in
@@ -119,6 +120,16 @@ class JobConstraints:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ControllerEndpoints:
+    """Where a controller added while serving listens, as
+    :class:`~quorus.core.controller.commands.RecordController` recorded it: ``agents`` and
+    ``http`` are ``host:port``, or empty when not recorded."""
+
+    agents: str = ""
+    http: str = ""
+
+
 QueueKey = tuple[int, int, str]
 
 
@@ -176,6 +187,7 @@ class ControllerState:
         self._by_state: dict[JobState, dict[str, None]] = {s: {} for s in JobState}
         self._on_agent: dict[str, dict[str, None]] = {}
         self._queue: list[QueueKey] = []
+        self._controllers: dict[str, ControllerEndpoints] = {}
         self.next_sequence = 1
         self.applied_index = 0
 
@@ -266,6 +278,8 @@ class ControllerState:
             "next_sequence": self.next_sequence,
             "agents": [a.as_plain() for a in self._agents.values()],
             "jobs": [j.as_plain() for j in self._jobs.values()],
+            "controllers": {node_id: [e.agents, e.http]
+                            for node_id, e in sorted(self._controllers.items())},
             "modules": {name: m.snapshot() for name, m in self._modules.items()},
         }
         packed: bytes = msgpack.packb(data, use_bin_type=True)
@@ -292,6 +306,8 @@ class ControllerState:
             jobs = [JobRecord.from_plain(j) for j in plain["jobs"]]
             next_sequence = int(plain["next_sequence"])
             sections = dict(plain.get("modules") or {})
+            # Snapshots written before controllers were recorded have no such section.
+            controllers = _controllers_from_plain(plain.get("controllers") or {})
         except (KeyError, TypeError, RecordFormatError) as exc:
             raise SnapshotFormatError(f"snapshot is malformed: {exc}") from None
         self._reset()
@@ -299,6 +315,7 @@ class ControllerState:
             self._agents[agent.id] = agent
         for job in jobs:
             self._index_job(job)
+        self._controllers = controllers
         self.next_sequence = next_sequence
         self.applied_index = index
         for name, module in self._modules.items():
@@ -315,6 +332,12 @@ class ControllerState:
     def jobs(self) -> Mapping[str, JobRecord]:
         """Every job, by id, in submission order."""
         return MappingProxyType(self._jobs)
+
+    @property
+    def controllers(self) -> Mapping[str, ControllerEndpoints]:
+        """The agent and HTTP addresses of controllers added while serving, by node id
+        (:class:`~quorus.core.controller.commands.RecordController`)."""
+        return MappingProxyType(self._controllers)
 
     @property
     def modules(self) -> Mapping[str, StateModule]:
@@ -387,6 +410,12 @@ class ControllerState:
                 if not held:
                     del self._on_agent[job.agent_id]
 
+    def put_controller(self, node_id: str, endpoints: ControllerEndpoints) -> None:
+        self._controllers[node_id] = endpoints
+
+    def drop_controller(self, node_id: str) -> ControllerEndpoints | None:
+        return self._controllers.pop(node_id, None)
+
     def take_sequence(self) -> int:
         sequence = self.next_sequence
         self.next_sequence += 1
@@ -418,6 +447,20 @@ class ControllerState:
             assert len(held) <= agent.capabilities.max_concurrent or agent.registrations > 1
 
 
+def _controllers_from_plain(data: Any) -> dict[str, ControllerEndpoints]:
+    """The ``controllers`` section of a snapshot: ``{node_id: [agents, http]}``."""
+    if not isinstance(data, dict):
+        raise RecordFormatError("controllers: expected {node_id: [agents, http]}")
+    controllers: dict[str, ControllerEndpoints] = {}
+    for node_id, endpoints in data.items():
+        if not (isinstance(node_id, str) and isinstance(endpoints, list | tuple)
+                and len(endpoints) == 2 and all(isinstance(e, str) for e in endpoints)):
+            raise RecordFormatError(
+                f"controllers.{node_id}: expected [agents, http], got {endpoints!r}"[:200])
+        controllers[node_id] = ControllerEndpoints(endpoints[0], endpoints[1])
+    return controllers
+
+
 def installed_state_modules(plugin_manager: pluggy.PluginManager | None = None) -> list[StateModule]:
     """The state modules the installed hook plugins contribute through
     ``quorus_controller_state_modules``, ordered by name so every controller builds the same
@@ -434,6 +477,7 @@ def installed_state_modules(plugin_manager: pluggy.PluginManager | None = None) 
 __all__ = [
     "SNAPSHOT_FORMAT",
     "AdmittingModule",
+    "ControllerEndpoints",
     "ControllerState",
     "JobConstraints",
     "SnapshotFormatError",
