@@ -16,41 +16,30 @@ from quorus.core.agentproto import ControllerAddress
 from quorus.core.controller.server import ControllerServer
 from quorus.core.controller.settings import PeerAddresses
 from quorus.core.controller.state import ControllerEndpoints
-from quorus.core.testing.controller import TOKEN, ScriptedAgent, eventually, running_controller
-from quorus.core.testing.fixtures import free_port, payload_bytes
+from quorus.core.testing.controller import (
+    TOKEN,
+    ScriptedAgent,
+    eventually,
+    loopback_peers,
+    request_until_served,
+    running_controller,
+    running_quorum,
+)
+from quorus.core.testing.fixtures import payload_bytes
 
 pytest.importorskip("quorus.raft")
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def addresses() -> PeerAddresses:
-    return PeerAddresses(raft=f"127.0.0.1:{free_port()}", agents=f"127.0.0.1:{free_port()}",
-                         http=f"127.0.0.1:{free_port()}")
-
-
 @pytest.fixture
 async def quorum(tmp_path: Path) -> AsyncIterator[list[ControllerServer]]:
     """c1, c2 and c3 serving (none of them knows c4), and c4 started to join: its own
     settings name all four."""
-    old = {f"c{i}": addresses() for i in (1, 2, 3)}
-    every = {**old, "c4": addresses()}
+    old = loopback_peers(("c1", "c2", "c3"))
+    every = {**old, **loopback_peers(("c4",))}
     async with AsyncExitStack() as stack:
-        servers = [
-            await stack.enter_async_context(running_controller(
-                tmp_path / name, node_id=name, consensus="raft", peers=old,
-                listen_agents=peer.agents, listen_http=peer.http,
-                raft_options={"tick_ms": 20},
-            ))
-            for name, peer in old.items()
-        ]
-
-        def settled() -> bool:
-            leaders = [s for s in servers if s.leading]
-            return len(leaders) == 1 and all(
-                s.backend.leader_id == leaders[0].settings.node_id for s in servers)
-
-        await eventually(settled, within=10)
+        servers = await stack.enter_async_context(running_quorum(tmp_path, old, within=10))
         joining = every["c4"]
         servers.append(await stack.enter_async_context(running_controller(
             tmp_path / "c4", node_id="c4", consensus="raft", peers=every,
@@ -58,19 +47,6 @@ async def quorum(tmp_path: Path) -> AsyncIterator[list[ControllerServer]]:
             raft_options={"tick_ms": 20, "join": True},
         )))
         yield servers
-
-
-async def requested(client: httpx.AsyncClient, method: str, url: str,
-                    body: object = None) -> httpx.Response:
-    """A request, again while the answer is 503: a busy machine may move leadership at any
-    moment, and a controller answers 503 until it knows the new leader (bounded)."""
-    answer = await client.request(method, url, json=body)
-    for _ in range(100):
-        if answer.status_code != 503:
-            break
-        await anyio.sleep(0.1)
-        answer = await client.request(method, url, json=body)
-    return answer
 
 
 async def lead(client: httpx.AsyncClient, via: ControllerServer, node: ControllerServer,
@@ -83,7 +59,7 @@ async def lead(client: httpx.AsyncClient, via: ControllerServer, node: Controlle
         return node.leading and all(s.backend.leader_id == node_id for s in everyone)
 
     for _ in range(5):  # a busy machine may move leadership again: ask again (bounded)
-        answer = await requested(client, "POST",
+        answer = await request_until_served(client, "POST",
                                  f"http://{via.settings.listen_http}/v1/cluster/leader",
                                  {"node_id": node_id})
         assert answer.status_code in (202, 400), answer.text
@@ -104,7 +80,7 @@ async def test_a_controller_added_while_serving_is_reached_by_the_old_members(
     follower = next(s for s in old if not s.leading)
     c4_agents, c4_http = c4.settings.listen_agents, c4.settings.listen_http
     async with httpx.AsyncClient(headers=AUTH, timeout=30) as client:
-        added = await requested(client, "POST",
+        added = await request_until_served(client, "POST",
                                 f"http://{follower.settings.listen_http}/v1/cluster/members",
                                 {"node_id": "c4", "address": c4.settings.peer("c4").raft,
                                  "agents": c4_agents, "http": c4_http})
@@ -129,7 +105,7 @@ async def test_a_controller_added_while_serving_is_reached_by_the_old_members(
         source = tmp_path / "in.bin"
         source.write_bytes(payload_bytes(16 * 1024))
         job = {"source": str(source), "destination": str(tmp_path / "out.bin"), "id": "join-1"}
-        created = await requested(client, "POST",
+        created = await request_until_served(client, "POST",
                                   f"http://{c2.settings.listen_http}/v1/jobs", job)
         assert created.status_code == 201, created.text
         assert c4.state.job("join-1") is not None
@@ -149,7 +125,7 @@ async def test_a_controller_added_while_serving_is_reached_by_the_old_members(
 
         # Leadership back to an old member, then c4 removed: its record is forgotten.
         await lead(client, c1, c1, quorum)
-        removed = await requested(client, "DELETE",
+        removed = await request_until_served(client, "DELETE",
                                   f"http://{c2.settings.listen_http}/v1/cluster/members/c4")
         assert removed.status_code == 202, removed.text
         await eventually(lambda: all("c4" not in s.state.controllers
@@ -176,7 +152,7 @@ async def test_an_added_controller_with_a_bad_address_is_refused_and_nothing_cha
             ({"http": "127.0.0.1:70000"}, "invalid http address '127.0.0.1:70000'"),
             ({"agents": "127.0.0.1:7070", "http": "[::1]:80"}, "http"),
         ):
-            answer = await requested(client, "POST", url,
+            answer = await request_until_served(client, "POST", url,
                                      {"node_id": "c4", "address": raft, **extra})
             assert answer.status_code == 400, answer.text
             assert why in answer.text

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
@@ -15,9 +14,15 @@ import httpx
 import pytest
 from quorus.core.controller import JobState
 from quorus.core.controller.server import ControllerServer
-from quorus.core.controller.settings import PeerAddresses
-from quorus.core.testing.controller import TOKEN, ScriptedAgent, eventually, running_controller
-from quorus.core.testing.fixtures import free_port, payload_bytes
+from quorus.core.testing.controller import (
+    TOKEN,
+    ScriptedAgent,
+    eventually,
+    loopback_peers,
+    request_until_served,
+    running_quorum,
+)
+from quorus.core.testing.fixtures import payload_bytes
 
 pytest.importorskip("quorus.raft")
 pytestmark = pytest.mark.anyio
@@ -26,33 +31,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def quorum(tmp_path: Path) -> AsyncIterator[list[ControllerServer]]:
-    peers = {
-        f"c{i}": PeerAddresses(raft=f"127.0.0.1:{free_port()}",
-                               agents=f"127.0.0.1:{free_port()}",
-                               http=f"127.0.0.1:{free_port()}")
-        for i in (1, 2, 3)
-    }
-    async with AsyncExitStack() as stack:
-        servers = [
-            await stack.enter_async_context(running_controller(
-                tmp_path / name, node_id=name, consensus="raft", peers=peers,
-                listen_agents=peer.agents, listen_http=peer.http,
-                raft_options={"tick_ms": 20},
-            ))
-            for name, peer in peers.items()
-        ]
-        def settled() -> bool:
-            # One leader, and every member knows it (a follower that has not yet heard from
-            # a new leader answers 503 "no leader is known").
-            leaders = [s for s in servers if s.leading]
-            return len(leaders) == 1 and all(
-                s.backend.leader_id == leaders[0].settings.node_id for s in servers)
-
-        for _ in range(500):
-            if settled():
-                break
-            await anyio.sleep(0.02)
-        assert settled(), "no leader elected, or not known to every member"
+    async with running_quorum(tmp_path, loopback_peers(("c1", "c2", "c3")), within=10) as servers:
         yield servers
 
 
@@ -138,18 +117,6 @@ async def test_a_follower_forwards_reads_so_the_leaders_view_of_agents_is_shown(
         agent.kill()
 
 
-async def posted(client: httpx.AsyncClient, url: str, body: object) -> httpx.Response:
-    """POST, again while the answer is 503: a busy machine may move leadership at any moment,
-    and a follower answers 503 until it knows the new leader (bounded)."""
-    answer = await client.post(url, json=body)
-    for _ in range(100):
-        if answer.status_code != 503:
-            break
-        await anyio.sleep(0.1)
-        answer = await client.post(url, json=body)
-    return answer
-
-
 async def test_a_follower_forwards_a_batch_and_the_leader_answers_each_job(
     quorum: list[ControllerServer],
 ) -> None:
@@ -164,7 +131,7 @@ async def test_a_follower_forwards_a_batch_and_the_leader_answers_each_job(
 
     async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
         url = f"http://{follower.settings.listen_http}/v1/jobs/batch"
-        answer = await posted(client, url, {"jobs": jobs})
+        answer = await request_until_served(client, "POST", url, {"jobs": jobs})
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["submitted"] == 29 and body["refused"] == 1
@@ -172,7 +139,7 @@ async def test_a_follower_forwards_a_batch_and_the_leader_answers_each_job(
         assert body["results"][3]["error"] == "invalid-request"
         await eventually(everywhere)
         # The same batch again, through the follower: the same jobs, none queued twice.
-        again = await posted(client, url, {"jobs": jobs})
+        again = await request_until_served(client, "POST", url, {"jobs": jobs})
         assert again.status_code == 200, again.text
         assert [r["status"] for r in again.json()["results"]] == \
             [r["status"] for r in body["results"]]
@@ -195,12 +162,7 @@ async def test_membership_requests_the_quorum_refuses_are_told_why_and_change_no
             ("POST", f"{base}/members", {"node_id": "c1", "address": "127.0.0.1:9"},
              "'c1' is already a member"),
         ):
-            answer = await client.request(method, url, json=body)
-            for _ in range(100):  # a leadership move on a busy machine: 503, then the answer
-                if answer.status_code != 503:
-                    break
-                await anyio.sleep(0.1)
-                answer = await client.request(method, url, json=body)
+            answer = await request_until_served(client, method, url, body)
             assert answer.status_code == 400, answer.text
             assert answer.json()["error"] == "invalid-request"
             assert why in answer.json()["message"]

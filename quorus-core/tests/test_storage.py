@@ -215,6 +215,20 @@ def segments(directory: Path) -> list[Path]:
     return sorted((directory / "log").glob("*.seg"))
 
 
+def written_segment(directory: Path, hi: int, *, size: int = 10,
+                    commit: int | None = None) -> Path:
+    """Entries 1 to ``hi`` appended and synced (with the hard state committing ``commit``,
+    when given) by a store that is then closed; the segment they end in."""
+    store = FileLogStore(directory)
+    store.open()
+    store.append(entries(1, hi, size=size))
+    if commit is not None:
+        store.set_hard_state(HardState(term=1, vote="n1", commit=commit))
+    store.sync()
+    store.close()
+    return segments(directory)[-1]
+
+
 def test_group_commit_is_one_fsync_per_sync(tmp_path: Path) -> None:
     store = FileLogStore(tmp_path)
     store.open()
@@ -245,12 +259,7 @@ def test_segments_roll_over_and_compaction_deletes_old_ones(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("cut", [1, 5, 9, 20])
 def test_a_torn_tail_is_truncated_and_reported(tmp_path: Path, cut: int) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 10, size=30))
-    store.sync()
-    store.close()
-    tail = segments(tmp_path)[-1]
+    tail = written_segment(tmp_path, 10, size=30)
     size = tail.stat().st_size
     os.truncate(tail, size - cut)  # the last record was only partly written
 
@@ -265,12 +274,7 @@ def test_a_torn_tail_is_truncated_and_reported(tmp_path: Path, cut: int) -> None
 
 
 def test_a_torn_tail_of_zeros_is_truncated(tmp_path: Path) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 3))
-    store.sync()
-    store.close()
-    with open(segments(tmp_path)[-1], "ab") as f:
+    with open(written_segment(tmp_path, 3), "ab") as f:
         f.write(b"\0" * 100)  # preallocated space the crash left unwritten
     state = FileLogStore(tmp_path).open()
     assert [e.index for e in state.entries] == [1, 2, 3]
@@ -278,12 +282,7 @@ def test_a_torn_tail_of_zeros_is_truncated(tmp_path: Path) -> None:
 
 
 def test_corruption_in_the_middle_names_file_and_offset(tmp_path: Path) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 10, size=30))
-    store.sync()
-    store.close()
-    seg = segments(tmp_path)[-1]
+    seg = written_segment(tmp_path, 10, size=30)
     raw = bytearray(seg.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # one flipped bit in a record that is not the last
     seg.write_bytes(bytes(raw))
@@ -310,13 +309,7 @@ def record_offsets(seg: Path) -> list[int]:
 def test_a_damaged_length_in_the_middle_is_corruption_not_a_torn_tail(
     tmp_path: Path, length_byte: int
 ) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 10, size=30))
-    store.set_hard_state(HardState(term=1, vote="n1", commit=10))
-    store.sync()
-    store.close()
-    seg = segments(tmp_path)[-1]
+    seg = written_segment(tmp_path, 10, size=30, commit=10)
     victim = record_offsets(seg)[3]  # acknowledged records follow it
     raw = bytearray(seg.read_bytes())
     raw[victim + length_byte] ^= 0xFF  # the length now runs past the end of the file
@@ -331,13 +324,7 @@ def test_a_damaged_length_in_the_middle_is_corruption_not_a_torn_tail(
 
 
 def test_no_damaged_byte_before_the_last_record_passes_for_a_torn_tail(tmp_path: Path) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 6, size=20))
-    store.set_hard_state(HardState(term=1, vote="n1", commit=6))
-    store.sync()
-    store.close()
-    seg = segments(tmp_path)[-1]
+    seg = written_segment(tmp_path, 6, size=20, commit=6)
     good = seg.read_bytes()
     for at in range(8, record_offsets(seg)[-1]):
         for flip in (0x01, 0x80, 0xFF):
@@ -350,12 +337,7 @@ def test_no_damaged_byte_before_the_last_record_passes_for_a_torn_tail(tmp_path:
 
 
 def test_a_damaged_length_in_the_last_record_is_still_a_torn_tail(tmp_path: Path) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 5, size=30))
-    store.sync()
-    store.close()
-    seg = segments(tmp_path)[-1]
+    seg = written_segment(tmp_path, 5, size=30)
     last = record_offsets(seg)[-1]
     # A crash while the last record was written: its header is whole, its data cut short.
     os.truncate(seg, last + 9 + 12)
@@ -367,12 +349,7 @@ def test_a_damaged_length_in_the_last_record_is_still_a_torn_tail(tmp_path: Path
 
 
 def test_a_last_record_whose_data_never_reached_the_disk_is_truncated(tmp_path: Path) -> None:
-    store = FileLogStore(tmp_path)
-    store.open()
-    store.append(entries(1, 5, size=30))
-    store.sync()
-    store.close()
-    seg = segments(tmp_path)[-1]
+    seg = written_segment(tmp_path, 5, size=30)
     last = record_offsets(seg)[-1]
     raw = bytearray(seg.read_bytes())
     raw[last + 20 :] = bytes(len(raw) - last - 20)  # the file grew, its data stayed zeros

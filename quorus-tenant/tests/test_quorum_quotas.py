@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,14 @@ import anyio
 import httpx
 import pytest
 from quorus.core.controller.server import ControllerServer
-from quorus.core.controller.settings import PeerAddresses
-from quorus.core.testing.controller import TOKEN, eventually, running_controller
-from quorus.core.testing.fixtures import anyio_backend, free_port
+from quorus.core.testing.controller import (
+    TOKEN,
+    eventually,
+    loopback_peers,
+    request_until_served,
+    running_quorum,
+)
+from quorus.core.testing.fixtures import anyio_backend
 from quorus.tenant.routes import TenantExtension
 from quorus.tenant.state import TenantStateModule
 
@@ -52,21 +56,8 @@ async def quorum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     manager = new_plugin_manager(load_entry_points=False)
     manager.register(plugin)
     monkeypatch.setattr("quorus.core.hooks.plugin_manager", lambda: manager)
-    peers = {f"c{i}": PeerAddresses(raft=f"127.0.0.1:{free_port()}",
-                                    agents=f"127.0.0.1:{free_port()}",
-                                    http=f"127.0.0.1:{free_port()}") for i in (1, 2, 3)}
-    async with AsyncExitStack() as stack:
-        servers = [await stack.enter_async_context(running_controller(
-            tmp_path / name, extensions=[TenantExtension()], node_id=name, consensus="raft",
-            peers=peers, listen_agents=peer.agents, listen_http=peer.http,
-            raft_options={"tick_ms": 20})) for name, peer in peers.items()]
-
-        def settled() -> bool:
-            leaders = [s for s in servers if s.leading]
-            return len(leaders) == 1 and all(
-                s.backend.leader_id == leaders[0].settings.node_id for s in servers)
-
-        await eventually(settled, within=20.0)
+    async with running_quorum(tmp_path, loopback_peers(("c1", "c2", "c3")),
+                              extensions=lambda: [TenantExtension()]) as servers:
         yield servers
 
 
@@ -74,16 +65,6 @@ def ledger(server: ControllerServer) -> Any:
     module = server.state.modules["tenant"]
     assert isinstance(module, TenantStateModule)
     return module.ledger
-
-
-async def post(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> httpx.Response:
-    """``body`` posted to ``url``, again while the controller knows no leader (an election
-    on a loaded machine), as the command line tries again."""
-    while True:
-        answer = await client.post(url, json=body)
-        if answer.status_code != 503:
-            return answer
-        await anyio.sleep(0.05)
 
 
 async def test_a_storm_at_every_controller_never_gets_past_a_quota(
@@ -101,10 +82,10 @@ async def test_a_storm_at_every_controller_never_gets_past_a_quota(
             for n in range(10):
                 # An id per submission: one sent again after a lost answer is the same job.
                 job_id = f"{server.settings.node_id}-{task}-{n}"
-                answer = await post(client, f"http://{server.settings.listen_http}/v1/jobs", {
-                    "id": job_id,
-                    "source": f"/data/tenants/{tenant}/a",
-                    "destination": f"/data/tenants/{tenant}/b", "tenant": tenant})
+                answer = await request_until_served(
+                    client, "POST", f"http://{server.settings.listen_http}/v1/jobs",
+                    {"id": job_id, "source": f"/data/tenants/{tenant}/a",
+                     "destination": f"/data/tenants/{tenant}/b", "tenant": tenant})
                 if answer.status_code == 201:
                     admitted.add(job_id)
                 key = (tenant, answer.status_code)

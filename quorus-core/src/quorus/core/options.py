@@ -39,8 +39,8 @@ def option_secret(scheme: str, options: Mapping[str, Any], name: str) -> Secret 
         return value
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ConfigurationError(f"{scheme} option {name}: expected text or env:NAME / file:PATH")
-    # The command line turns digits into numbers; a password of digits is still text.
-    return resolve_secret(str(value))
+    # The command line turns digits into numbers: resolve_secret takes them as their text.
+    return resolve_secret(value)
 
 
 def option_flag(scheme: str, options: Mapping[str, Any], name: str, default: bool) -> bool:

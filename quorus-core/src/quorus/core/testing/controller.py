@@ -14,13 +14,14 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import httpx
 from quorus.core.agentproto import (
     AbortJob,
     AgentCapabilities,
@@ -41,7 +42,7 @@ from quorus.core.agentproto import (
 )
 from quorus.core.controller.extension import ControllerExtension
 from quorus.core.controller.server import ControllerServer
-from quorus.core.controller.settings import ControllerSettings
+from quorus.core.controller.settings import ControllerSettings, PeerAddresses
 from quorus.core.secrets import Secret
 from quorus.core.testing.fixtures import free_port
 from quorus.core.wire import ConnectionClosedError, FramedStream, WireError
@@ -97,6 +98,57 @@ async def running_controller(
             yield server
         finally:
             server.stop()
+
+
+def loopback_peers(names: Iterable[str]) -> dict[str, PeerAddresses]:
+    """Raft, agent and HTTP addresses on free loopback ports for each of ``names``."""
+    return {name: PeerAddresses(raft=f"127.0.0.1:{free_port()}",
+                                agents=f"127.0.0.1:{free_port()}",
+                                http=f"127.0.0.1:{free_port()}") for name in names}
+
+
+def leader_known(servers: Sequence[ControllerServer]) -> bool:
+    """One of ``servers`` leads and every one knows it (a member that has not yet heard from
+    a new leader answers 503 "no leader is known")."""
+    leaders = [s for s in servers if s.leading]
+    return len(leaders) == 1 and all(
+        s.backend.leader_id == leaders[0].settings.node_id for s in servers)
+
+
+@asynccontextmanager
+async def running_quorum(
+    data_dir: Path, peers: Mapping[str, PeerAddresses], *, within: float = 20.0,
+    extensions: Callable[[], Sequence[ControllerExtension]] | None = None, **settings: Any,
+) -> AsyncIterator[list[ControllerServer]]:
+    """Every controller of ``peers`` over the ``raft`` backend, each in ``data_dir / name``
+    with the extensions ``extensions()`` makes for it (the installed ones without it) and 20
+    ms Raft ticks unless ``raft_options`` says otherwise, once one leads and every one knows
+    it (``TimeoutError`` after ``within`` s)."""
+    settings.setdefault("raft_options", {"tick_ms": 20})
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(running_controller(
+                data_dir / name, extensions=extensions() if extensions else None,
+                node_id=name, consensus="raft", peers=peers, listen_agents=peer.agents,
+                listen_http=peer.http, **settings))
+            for name, peer in peers.items()
+        ]
+        await eventually(lambda: leader_known(servers), within=within)
+        yield servers
+
+
+async def request_until_served(client: httpx.AsyncClient, method: str, url: str,
+                               body: object = None) -> httpx.Response:
+    """``method url`` with ``body`` as JSON, again while the answer is 503: a busy machine may
+    move leadership at any moment, and a controller answers 503 until it knows the new
+    leader, as the command line tries again (at most 100 times, 0.1 s apart)."""
+    answer = await client.request(method, url, json=body)
+    for _ in range(100):
+        if answer.status_code != 503:
+            break
+        await anyio.sleep(0.1)
+        answer = await client.request(method, url, json=body)
+    return answer
 
 
 def sha256_of(path: Path) -> str:
@@ -270,8 +322,12 @@ __all__ = [
     "ScriptedAgent",
     "controller_address",
     "eventually",
+    "leader_known",
+    "loopback_peers",
+    "request_until_served",
     "running_agent",
     "running_controller",
+    "running_quorum",
     "sha256_of",
     "with_settings",
 ]
